@@ -1,0 +1,446 @@
+//! The media threads of a call. Sending: capture (pattern or tone) on its own thread, a
+//! one-slot mailbox, the encoder on its own thread, a short bounded queue to the network
+//! task. Receiving: the network task hands whole frames or packets through bounded queues to
+//! decoder threads, which read the stamps and marks back. No queue in the path is unbounded.
+
+use crate::codec::{H264Decoder, H264Encoder, OpusDecoder, OpusEncoder, VideoEncoderSettings};
+use crate::media::frame::{AUDIO_FRAME_SAMPLES, VideoFrame, wall_clock_us};
+use crate::media::mailbox::Mailbox;
+use crate::media::pattern::{StampedPattern, read_frame_stamp};
+use crate::media::tone::{StampedTone, ToneAnalyzer};
+use crate::peer::{OutgoingTrack, REMOTE_QUEUE, RemoteAudio, RemoteSinks, RemoteVideo};
+use bytes::Bytes;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+
+/// What this end sends.
+#[derive(Clone, Debug)]
+pub struct MediaSettings {
+    pub width: usize,
+    pub height: usize,
+    pub fps: u32,
+    pub video_bitrate_bps: u32,
+    pub audio_bitrate_bps: i32,
+    pub send_video: bool,
+    pub send_audio: bool,
+    pub tone_hz: f64,
+}
+
+impl Default for MediaSettings {
+    fn default() -> Self {
+        Self {
+            width: 640,
+            height: 480,
+            fps: 30,
+            video_bitrate_bps: 1_000_000,
+            audio_bitrate_bps: 32_000,
+            send_video: true,
+            send_audio: true,
+            tone_hz: 440.0,
+        }
+    }
+}
+
+/// Counters of the sending side.
+#[derive(Default, Debug)]
+pub struct SendCounters {
+    pub video_frames_captured: AtomicU64,
+    pub video_frames_sent: AtomicU64,
+    pub video_keyframes_sent: AtomicU64,
+    pub video_keyframes_on_request: AtomicU64,
+    pub video_frames_dropped: AtomicU64,
+    pub video_bytes_sent: AtomicU64,
+    pub encode_errors: AtomicU64,
+    pub audio_packets_sent: AtomicU64,
+    pub keyframe_requests_received: AtomicU64,
+    /// Set by a keyframe request from the far side; the encoder answers with an IDR.
+    pub keyframe_requested: AtomicBool,
+    /// A new target bitrate for the encoder, or 0 for none pending.
+    pub new_bitrate_bps: AtomicU32,
+}
+
+/// The sending threads and tasks of a connected call.
+pub struct SendPipeline {
+    running: Arc<AtomicBool>,
+    threads: Vec<JoinHandle<()>>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    pub counters: Arc<SendCounters>,
+}
+
+struct EncodedOut {
+    data: Bytes,
+    duration: Duration,
+    captured: Instant,
+}
+
+fn spawn_named(name: &str, f: impl FnOnce() + Send + 'static) -> Option<JoinHandle<()>> {
+    match std::thread::Builder::new().name(name.to_owned()).spawn(f) {
+        Ok(handle) => Some(handle),
+        Err(e) => {
+            tracing::error!("could not start thread {name}: {e}");
+            None
+        }
+    }
+}
+
+/// Sleeps until `deadline`; if the thread fell far behind, starts the cadence afresh rather
+/// than bursting to catch up.
+fn pace(next: &mut Instant, period: Duration) {
+    *next += period;
+    let now = Instant::now();
+    if *next > now {
+        std::thread::sleep(*next - now);
+    } else if now - *next > period * 2 {
+        *next = now;
+    }
+}
+
+impl SendPipeline {
+    pub fn start(
+        settings: &MediaSettings,
+        video: Option<Arc<OutgoingTrack>>,
+        audio: Option<Arc<OutgoingTrack>>,
+        counters: Arc<SendCounters>,
+    ) -> Self {
+        let running = Arc::new(AtomicBool::new(true));
+        let mut pipeline = SendPipeline {
+            running: running.clone(),
+            threads: Vec::new(),
+            tasks: Vec::new(),
+            counters: counters.clone(),
+        };
+        if let (true, Some(track)) = (settings.send_video, video) {
+            pipeline.start_video(settings, track);
+        }
+        if let (true, Some(track)) = (settings.send_audio, audio) {
+            pipeline.start_audio(settings, track);
+        }
+        pipeline
+    }
+
+    fn start_video(&mut self, settings: &MediaSettings, track: Arc<OutgoingTrack>) {
+        let mailbox: Arc<Mailbox<VideoFrame>> = Arc::new(Mailbox::new());
+        let period = Duration::from_secs_f64(1.0 / settings.fps.max(1) as f64);
+        let (width, height) = (settings.width, settings.height);
+
+        let (running, slot, counters) = (self.running.clone(), mailbox.clone(), self.counters.clone());
+        self.threads.extend(spawn_named("video-capture", move || {
+            let mut pattern = StampedPattern::new(width, height);
+            let mut next = Instant::now();
+            while running.load(Ordering::Relaxed) {
+                slot.put(pattern.next_frame(wall_clock_us()));
+                counters.video_frames_captured.fetch_add(1, Ordering::Relaxed);
+                pace(&mut next, period);
+            }
+        }));
+
+        let (tx, mut rx) = mpsc::channel::<EncodedOut>(4);
+        let encoder_settings = VideoEncoderSettings {
+            bitrate_bps: settings.video_bitrate_bps,
+            fps: settings.fps as f32,
+        };
+        let (running, counters) = (self.running.clone(), self.counters.clone());
+        self.threads.extend(spawn_named("video-encode", move || {
+            let mut encoder = match H264Encoder::new(encoder_settings) {
+                Ok(encoder) => encoder,
+                Err(e) => {
+                    tracing::error!("video is off: {e}");
+                    return;
+                }
+            };
+            while running.load(Ordering::Relaxed) {
+                let Some(frame) = mailbox.take_timeout(Duration::from_millis(100)) else {
+                    continue;
+                };
+                if counters.keyframe_requested.swap(false, Ordering::Relaxed) {
+                    encoder.request_keyframe();
+                    counters.video_keyframes_on_request.fetch_add(1, Ordering::Relaxed);
+                }
+                let bps = counters.new_bitrate_bps.swap(0, Ordering::Relaxed);
+                if bps > 0
+                    && let Err(e) = encoder.set_bitrate(bps)
+                {
+                    tracing::warn!("{e}");
+                }
+                let encoded = match encoder.encode(&frame) {
+                    Ok(encoded) if !encoded.data.is_empty() => encoded,
+                    Ok(_) => continue,
+                    Err(e) => {
+                        counters.encode_errors.fetch_add(1, Ordering::Relaxed);
+                        tracing::warn!("{e}");
+                        continue;
+                    }
+                };
+                let size = encoded.data.len() as u64;
+                let out = EncodedOut {
+                    data: Bytes::from(encoded.data),
+                    duration: period,
+                    captured: Instant::now(),
+                };
+                if tx.try_send(out).is_err() {
+                    // The network is behind: later frames would reference this one.
+                    counters.video_frames_dropped.fetch_add(1, Ordering::Relaxed);
+                    encoder.request_keyframe();
+                    continue;
+                }
+                counters.video_frames_sent.fetch_add(1, Ordering::Relaxed);
+                counters.video_bytes_sent.fetch_add(size, Ordering::Relaxed);
+                if encoded.keyframe {
+                    counters.video_keyframes_sent.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }));
+
+        let writer = track.clone();
+        self.tasks.push(tokio::spawn(async move {
+            while let Some(out) = rx.recv().await {
+                if let Err(e) = writer.send(out.data, out.duration, out.captured).await {
+                    tracing::debug!("video send: {e}");
+                }
+            }
+        }));
+        let counters = self.counters.clone();
+        self.tasks.push(tokio::spawn(async move {
+            while track.next_keyframe_request().await.is_some() {
+                counters.keyframe_requests_received.fetch_add(1, Ordering::Relaxed);
+                counters.keyframe_requested.store(true, Ordering::Relaxed);
+            }
+        }));
+    }
+
+    fn start_audio(&mut self, settings: &MediaSettings, track: Arc<OutgoingTrack>) {
+        let (tx, mut rx) = mpsc::channel::<EncodedOut>(8);
+        let (running, counters) = (self.running.clone(), self.counters.clone());
+        let (tone_hz, bitrate) = (settings.tone_hz, settings.audio_bitrate_bps);
+        self.threads.extend(spawn_named("audio-capture", move || {
+            let mut encoder = match OpusEncoder::new(bitrate) {
+                Ok(encoder) => encoder,
+                Err(e) => {
+                    tracing::error!("sound is off: {e}");
+                    return;
+                }
+            };
+            let mut tone = StampedTone::new(tone_hz);
+            let period = Duration::from_millis(20);
+            let mut next = Instant::now();
+            while running.load(Ordering::Relaxed) {
+                let frame = tone.next_frame(wall_clock_us());
+                match encoder.encode(&frame.samples) {
+                    Ok(packet) => {
+                        let out = EncodedOut {
+                            data: Bytes::from(packet),
+                            duration: period,
+                            captured: Instant::now(),
+                        };
+                        if tx.try_send(out).is_ok() {
+                            counters.audio_packets_sent.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                    Err(e) => tracing::warn!("{e}"),
+                }
+                pace(&mut next, period);
+            }
+        }));
+        self.tasks.push(tokio::spawn(async move {
+            while let Some(out) = rx.recv().await {
+                if let Err(e) = track.send(out.data, out.duration, out.captured).await {
+                    tracing::debug!("audio send: {e}");
+                }
+            }
+        }));
+    }
+
+    /// Stops capture and encoding and waits for the threads.
+    pub fn stop(self) {
+        self.running.store(false, Ordering::Relaxed);
+        for thread in self.threads {
+            let _ = thread.join();
+        }
+        for task in self.tasks {
+            task.abort();
+        }
+    }
+}
+
+/// What the video decoder saw.
+#[derive(Default, Debug, Clone)]
+pub struct VideoReceiveStats {
+    pub frames_decoded: u64,
+    pub decode_errors: u64,
+    pub first_decoded_at: Option<Instant>,
+    pub last_decoded_at: Option<Instant>,
+    pub size: Option<(usize, usize)>,
+    /// Stamp frame number of the first and last stamped picture.
+    pub first_stamp_frame: Option<u32>,
+    pub last_stamp_frame: Option<u32>,
+    pub stamps_read: u64,
+    pub stamps_out_of_order: u64,
+    pub frames_without_stamp: u64,
+    /// Capture-to-decoded latency of each stamped frame, milliseconds.
+    pub latencies_ms: Vec<f64>,
+}
+
+/// What the audio decoder saw.
+#[derive(Default)]
+pub struct AudioReceiveStats {
+    pub packets_decoded: u64,
+    pub packets_recovered: u64,
+    pub decode_errors: u64,
+    pub analyzer: ToneAnalyzer,
+}
+
+/// The receiving threads of a call, alive as long as the peer connection.
+pub struct ReceivePipeline {
+    pub sinks: RemoteSinks,
+    pub video: Arc<Mutex<VideoReceiveStats>>,
+    pub audio: Arc<Mutex<AudioReceiveStats>>,
+    /// The newest decoded picture, for a screen.
+    pub latest_picture: Arc<Mailbox<VideoFrame>>,
+    running: Arc<AtomicBool>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+/// The next item from a decoder's queue, or `None` once the pipeline stops. The peer
+/// connection may outlive its close (webrtc-rs #906) and keep its senders, so a closed
+/// queue cannot be the only way out.
+fn next_or_stop<T>(rx: &std::sync::mpsc::Receiver<T>, running: &AtomicBool) -> Option<T> {
+    use std::sync::mpsc::RecvTimeoutError;
+    loop {
+        match rx.recv_timeout(Duration::from_millis(100)) {
+            Ok(item) => return Some(item),
+            Err(RecvTimeoutError::Timeout) if running.load(Ordering::Relaxed) => continue,
+            Err(_) => return None,
+        }
+    }
+}
+
+impl ReceivePipeline {
+    pub fn start() -> Self {
+        let (video_tx, video_rx) = std::sync::mpsc::sync_channel::<RemoteVideo>(REMOTE_QUEUE);
+        let (audio_tx, audio_rx) = std::sync::mpsc::sync_channel::<RemoteAudio>(32);
+        let keyframe_wanted = Arc::new(AtomicBool::new(false));
+        let video = Arc::new(Mutex::new(VideoReceiveStats::default()));
+        let audio = Arc::new(Mutex::new(AudioReceiveStats::default()));
+        let latest_picture = Arc::new(Mailbox::new());
+        let mut threads = Vec::new();
+
+        let running = Arc::new(AtomicBool::new(true));
+        let (stats, wanted, picture) = (video.clone(), keyframe_wanted.clone(), latest_picture.clone());
+        let running_video = running.clone();
+        threads.extend(spawn_named("video-decode", move || {
+            let running = running_video;
+            let mut decoder = match H264Decoder::new() {
+                Ok(decoder) => decoder,
+                Err(e) => {
+                    tracing::error!("remote video cannot be shown: {e}");
+                    return;
+                }
+            };
+            while let Some(remote) = next_or_stop(&video_rx, &running) {
+                let result = decoder.decode(&remote.unit.data, remote.arrival_us);
+                let decoded_us = wall_clock_us();
+                let mut s = stats.lock().unwrap_or_else(|e| e.into_inner());
+                match result {
+                    Ok(Some(mut frame)) => {
+                        let now = Instant::now();
+                        s.frames_decoded += 1;
+                        s.first_decoded_at.get_or_insert(now);
+                        s.last_decoded_at = Some(now);
+                        s.size = Some((frame.width, frame.height));
+                        match read_frame_stamp(&frame) {
+                            Some(stamp) => {
+                                s.stamps_read += 1;
+                                if s.last_stamp_frame.is_some_and(|last| stamp.frame_number <= last) {
+                                    s.stamps_out_of_order += 1;
+                                }
+                                s.first_stamp_frame.get_or_insert(stamp.frame_number);
+                                s.last_stamp_frame = Some(stamp.frame_number);
+                                let latency = decoded_us as f64 / 1000.0 - stamp.capture_time_ms as f64;
+                                s.latencies_ms.push(latency);
+                                frame.capture_time_us = stamp.capture_time_ms * 1000;
+                            }
+                            None => s.frames_without_stamp += 1,
+                        }
+                        drop(s);
+                        picture.put(frame);
+                    }
+                    Ok(None) => {}
+                    Err(e) => {
+                        s.decode_errors += 1;
+                        wanted.store(true, Ordering::Relaxed);
+                        tracing::debug!("{e}");
+                    }
+                }
+            }
+        }));
+
+        let stats = audio.clone();
+        let running_audio = running.clone();
+        threads.extend(spawn_named("audio-decode", move || {
+            let running = running_audio;
+            let mut decoder = match OpusDecoder::new() {
+                Ok(decoder) => decoder,
+                Err(e) => {
+                    tracing::error!("remote sound cannot be played: {e}");
+                    return;
+                }
+            };
+            let mut expected: Option<u16> = None;
+            while let Some(packet) = next_or_stop(&audio_rx, &running) {
+                let mut s = stats.lock().unwrap_or_else(|e| e.into_inner());
+                let missing = expected.map_or(0, |e| packet.sequence_number.wrapping_sub(e));
+                if missing >= 0x8000 {
+                    continue; // late or duplicate
+                }
+                expected = Some(packet.sequence_number.wrapping_add(1));
+                // Rebuild what was lost: the last missing packet from this one's FEC, any
+                // before it by concealment. More than 5 (100 ms) is a gap, not loss.
+                if (1..=5).contains(&missing) {
+                    for k in (0..missing).rev() {
+                        let fec = (k == 0).then_some(&packet.payload[..]);
+                        if let Ok(samples) = decoder.recover(fec) {
+                            let at = packet.arrival_us.saturating_sub((k as u64 + 1) * 20_000);
+                            let samples = samples.to_vec();
+                            s.analyzer.push(&samples, at);
+                            s.packets_recovered += 1;
+                        }
+                    }
+                }
+                match decoder.decode(&packet.payload) {
+                    Ok(samples) => {
+                        let samples = samples.to_vec();
+                        debug_assert!(samples.len() <= AUDIO_FRAME_SAMPLES * 6);
+                        s.analyzer.push(&samples, packet.arrival_us);
+                        s.packets_decoded += 1;
+                    }
+                    Err(_) => s.decode_errors += 1,
+                }
+            }
+        }));
+
+        ReceivePipeline {
+            sinks: RemoteSinks {
+                video: video_tx,
+                audio: audio_tx,
+                keyframe_wanted,
+            },
+            video,
+            audio,
+            latest_picture,
+            running,
+            threads,
+        }
+    }
+
+    /// Stops the decoder threads and waits for them.
+    pub fn stop(self) {
+        self.running.store(false, Ordering::Relaxed);
+        drop(self.sinks);
+        for thread in self.threads {
+            let _ = thread.join();
+        }
+    }
+}

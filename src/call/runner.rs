@@ -1,0 +1,290 @@
+//! Drives one call: feeds the state machine with commands, transport events and ticks, and
+//! carries out its effects on the peer connection and the media pipelines. The window and
+//! `duet call` both talk to it through the same two channels.
+
+use crate::call::pipeline::{MediaSettings, ReceivePipeline, SendCounters, SendPipeline};
+use crate::call::state::{Call, CallEvent, CallState, EndReason, Effect, Role};
+use crate::call::summary::{AudioReceived, AudioSent, CallSummary, Percentiles, ProcessUsage, VideoReceived, VideoSent};
+use crate::media::frame::AUDIO_SAMPLE_RATE;
+use crate::peer::{Peer, PeerConfig, PeerEvent};
+use crate::signaling::token::PasteToken;
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+
+/// What the user (or the command line) asks of the call.
+#[derive(Debug)]
+pub enum CallCommand {
+    /// Make an offer; its token comes back as [`CallUpdate::LocalToken`].
+    StartOffer,
+    /// Answer this offer; the answer's token comes back as [`CallUpdate::LocalToken`].
+    AcceptOffer(PasteToken),
+    /// Apply the far side's answer to our offer.
+    AcceptAnswer(PasteToken),
+    SetVideoBitrate(u32),
+    HangUp,
+}
+
+/// What the call tells the user.
+#[derive(Debug)]
+pub enum CallUpdate {
+    LocalToken(PasteToken),
+    State(CallState),
+    Ended {
+        reason: EndReason,
+        summary: Box<CallSummary>,
+    },
+}
+
+/// Control messages on the data channel.
+#[derive(Serialize, Deserialize, Debug, PartialEq)]
+#[serde(tag = "type", rename_all = "lowercase")]
+enum ControlMessage {
+    Bye,
+}
+
+/// Everything one call needs to start.
+#[derive(Clone, Debug, Default)]
+pub struct CallOptions {
+    pub peer: PeerConfig,
+    pub media: MediaSettings,
+}
+
+struct Timeline {
+    negotiated: Option<Instant>,
+    connected: Option<Instant>,
+    ended: Option<Instant>,
+}
+
+/// Runs one call to its end. Returns when the call has ended and its summary was sent.
+pub async fn run_call(
+    options: CallOptions,
+    mut commands: mpsc::Receiver<CallCommand>,
+    updates: mpsc::Sender<CallUpdate>,
+) {
+    let receive = ReceivePipeline::start();
+    let peer_config = PeerConfig {
+        send_video: options.media.send_video,
+        send_audio: options.media.send_audio,
+        ..options.peer.clone()
+    };
+    let (peer, mut peer_events) = match Peer::new(peer_config, receive.sinks.clone()).await {
+        Ok(built) => built,
+        Err(e) => {
+            let reason = EndReason::FailedToConnect(e.to_string());
+            let summary = CallSummary {
+                end_reason: reason.to_string(),
+                ..Default::default()
+            };
+            let _ = updates
+                .send(CallUpdate::Ended {
+                    reason,
+                    summary: Box::new(summary),
+                })
+                .await;
+            receive.stop();
+            return;
+        }
+    };
+    let mut call = Call::new();
+    let send_counters = Arc::new(SendCounters::default());
+    let mut sending: Option<SendPipeline> = None;
+    let mut pending_offer: Option<PasteToken> = None;
+    let mut timeline = Timeline {
+        negotiated: None,
+        connected: None,
+        ended: None,
+    };
+    let mut ticker = tokio::time::interval(Duration::from_millis(250));
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut end_reason = None;
+
+    while end_reason.is_none() {
+        let event = tokio::select! {
+            command = commands.recv() => match command {
+                Some(CallCommand::StartOffer) => CallEvent::StartOffer,
+                Some(CallCommand::AcceptOffer(offer)) => {
+                    pending_offer = Some(offer);
+                    CallEvent::OfferReceived
+                }
+                Some(CallCommand::AcceptAnswer(answer)) => {
+                    if call.role() != Some(Role::Offerer) || !matches!(call.state(), CallState::Offering) {
+                        continue;
+                    }
+                    match peer.accept_answer(&answer).await {
+                        Ok(()) => {
+                            timeline.negotiated = Some(Instant::now());
+                            CallEvent::Negotiated
+                        }
+                        Err(e) => CallEvent::NegotiationFailed(e.to_string()),
+                    }
+                }
+                Some(CallCommand::SetVideoBitrate(bps)) => {
+                    send_counters.new_bitrate_bps.store(bps, Ordering::Relaxed);
+                    continue;
+                }
+                // The user side is gone: nobody is left to talk to.
+                Some(CallCommand::HangUp) | None => CallEvent::HangUp,
+            },
+            event = peer_events.recv() => match event {
+                Some(PeerEvent::Transport(state)) => CallEvent::Transport(state),
+                Some(PeerEvent::Message(text)) => match serde_json::from_str::<ControlMessage>(&text) {
+                    Ok(ControlMessage::Bye) => CallEvent::RemoteBye,
+                    Err(_) => continue,
+                },
+                None => CallEvent::Transport(crate::call::state::TransportState::Closed),
+            },
+            _ = ticker.tick() => CallEvent::Tick,
+        };
+
+        let before = call.state().clone();
+        let mut effects = std::collections::VecDeque::from(call.step(event, Instant::now()));
+        while let Some(effect) = effects.pop_front() {
+            match effect {
+                Effect::CreateOffer => match peer.create_offer().await {
+                    Ok(token) => {
+                        let _ = updates.send(CallUpdate::LocalToken(token)).await;
+                    }
+                    Err(e) => effects.extend(call.step(CallEvent::NegotiationFailed(e.to_string()), Instant::now())),
+                },
+                Effect::CreateAnswer => {
+                    let result = match pending_offer.take() {
+                        Some(offer) => peer.accept_offer(&offer).await,
+                        None => continue,
+                    };
+                    match result {
+                        Ok(token) => {
+                            timeline.negotiated = Some(Instant::now());
+                            let _ = updates.send(CallUpdate::LocalToken(token)).await;
+                            effects.extend(call.step(CallEvent::Negotiated, Instant::now()));
+                        }
+                        Err(e) => effects.extend(call.step(CallEvent::NegotiationFailed(e.to_string()), Instant::now())),
+                    }
+                }
+                Effect::StartMedia => {
+                    timeline.connected = Some(Instant::now());
+                    sending = Some(SendPipeline::start(
+                        &options.media,
+                        peer.video.clone(),
+                        peer.audio.clone(),
+                        send_counters.clone(),
+                    ));
+                }
+                Effect::SendBye => {
+                    let bye = serde_json::to_string(&ControlMessage::Bye).unwrap_or_default();
+                    if peer.send_message(&bye).await {
+                        // Give SCTP a moment to put it on the wire before the close.
+                        tokio::time::sleep(Duration::from_millis(150)).await;
+                    }
+                }
+                Effect::Close => {
+                    timeline.ended = Some(Instant::now());
+                    if let Some(pipeline) = sending.take() {
+                        tokio::task::spawn_blocking(move || pipeline.stop()).await.ok();
+                    }
+                }
+                Effect::Ended(reason) => end_reason = Some(reason),
+            }
+        }
+        if call.state() != &before {
+            let _ = updates.send(CallUpdate::State(call.state().clone())).await;
+        }
+    }
+
+    let transport = peer.transport_stats().await;
+    peer.close().await;
+    let reason = end_reason.unwrap_or(EndReason::LocalHangUp);
+    let mut summary = summarize(&options, &call, &timeline, &send_counters, &peer, &receive);
+    summary.end_reason = reason.to_string();
+    summary.rtt_ms = transport.rtt_ms;
+    summary.bytes_sent = transport.bytes_sent;
+    summary.bytes_received = transport.bytes_received;
+    tokio::task::spawn_blocking(move || receive.stop()).await.ok();
+    summary.process = ProcessUsage::of_this_process();
+    let _ = updates
+        .send(CallUpdate::Ended {
+            reason,
+            summary: Box::new(summary),
+        })
+        .await;
+}
+
+fn since(from: Option<Instant>, to: Option<Instant>) -> Option<f64> {
+    Some(to?.checked_duration_since(from?)?.as_secs_f64() * 1000.0)
+}
+
+fn summarize(
+    options: &CallOptions,
+    call: &Call,
+    timeline: &Timeline,
+    sent: &SendCounters,
+    peer: &Peer,
+    receive: &ReceivePipeline,
+) -> CallSummary {
+    let video = receive.video.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let audio = receive.audio.lock().unwrap_or_else(|e| e.into_inner());
+    let counters = &peer.counters;
+    let load = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::Relaxed);
+    let fps = match (video.first_decoded_at, video.last_decoded_at) {
+        (Some(first), Some(last)) if video.frames_decoded > 1 && last > first => {
+            Some((video.frames_decoded - 1) as f64 / (last - first).as_secs_f64())
+        }
+        _ => None,
+    };
+    let media = &options.media;
+    CallSummary {
+        role: match call.role() {
+            Some(Role::Offerer) => "offerer".into(),
+            Some(Role::Answerer) => "answerer".into(),
+            None => "idle".into(),
+        },
+        end_reason: String::new(),
+        connected_seconds: since(timeline.connected, timeline.ended).unwrap_or(0.0) / 1000.0,
+        connect_ms: since(timeline.negotiated, timeline.connected),
+        first_frame_ms: since(timeline.negotiated, video.first_decoded_at),
+        video_sent: VideoSent {
+            width: media.width,
+            height: media.height,
+            fps: media.fps,
+            frames_captured: load(&sent.video_frames_captured),
+            frames_sent: load(&sent.video_frames_sent),
+            frames_dropped: load(&sent.video_frames_dropped),
+            keyframes: load(&sent.video_keyframes_sent),
+            keyframes_on_request: load(&sent.video_keyframes_on_request),
+            keyframe_requests_received: load(&sent.keyframe_requests_received),
+            bytes: load(&sent.video_bytes_sent),
+        },
+        video_received: VideoReceived {
+            packets: load(&counters.video_packets_received),
+            frames_assembled: load(&counters.video_frames_assembled),
+            frames_decoded: video.frames_decoded,
+            decode_errors: video.decode_errors,
+            frames_dropped_before_decode: load(&counters.video_frames_dropped_in_queue),
+            keyframe_requests_sent: load(&counters.keyframe_requests_sent),
+            width: video.size.map(|s| s.0),
+            height: video.size.map(|s| s.1),
+            fps,
+            stamps_read: video.stamps_read,
+            stamps_out_of_order: video.stamps_out_of_order,
+            first_stamp_frame: video.first_stamp_frame,
+            last_stamp_frame: video.last_stamp_frame,
+            latency_ms: Percentiles::of(&video.latencies_ms),
+        },
+        audio_sent: AudioSent {
+            tone_hz: media.send_audio.then_some(media.tone_hz),
+            packets: load(&sent.audio_packets_sent),
+        },
+        audio_received: AudioReceived {
+            packets: load(&counters.audio_packets_received),
+            packets_recovered: audio.packets_recovered,
+            decode_errors: audio.decode_errors,
+            seconds: audio.analyzer.samples_seen() as f64 / AUDIO_SAMPLE_RATE as f64,
+            rms: audio.analyzer.rms(),
+            frequency_hz: audio.analyzer.dominant_frequency(),
+            latency_ms: Percentiles::of(audio.analyzer.mark_latencies_ms()),
+        },
+        ..Default::default()
+    }
+}

@@ -1,0 +1,221 @@
+//! What a call did, for the person who made it and for the tests and benchmark: printed at
+//! the end of `duet call` and written as JSON with `--stats-json`.
+
+use serde::{Deserialize, Serialize};
+
+/// Median and 95th percentile of a set of measurements.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Percentiles {
+    pub median: f64,
+    pub p95: f64,
+    pub count: usize,
+}
+
+impl Percentiles {
+    pub fn of(values: &[f64]) -> Option<Self> {
+        if values.is_empty() {
+            return None;
+        }
+        let mut sorted = values.to_vec();
+        sorted.sort_by(|a, b| a.total_cmp(b));
+        let at = |q: f64| sorted[((sorted.len() - 1) as f64 * q).round() as usize];
+        Some(Self {
+            median: at(0.5),
+            p95: at(0.95),
+            count: sorted.len(),
+        })
+    }
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct VideoSent {
+    pub width: usize,
+    pub height: usize,
+    pub fps: u32,
+    pub frames_captured: u64,
+    pub frames_sent: u64,
+    pub frames_dropped: u64,
+    pub keyframes: u64,
+    /// Keyframes forced because the far side asked (PLI/FIR).
+    pub keyframes_on_request: u64,
+    pub keyframe_requests_received: u64,
+    pub bytes: u64,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct VideoReceived {
+    pub packets: u64,
+    pub frames_assembled: u64,
+    pub frames_decoded: u64,
+    pub decode_errors: u64,
+    pub frames_dropped_before_decode: u64,
+    pub keyframe_requests_sent: u64,
+    pub width: Option<usize>,
+    pub height: Option<usize>,
+    pub fps: Option<f64>,
+    pub stamps_read: u64,
+    pub stamps_out_of_order: u64,
+    pub first_stamp_frame: Option<u32>,
+    pub last_stamp_frame: Option<u32>,
+    /// Capture (far side) to decoded (this side), from the stamps.
+    pub latency_ms: Option<Percentiles>,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct AudioSent {
+    pub tone_hz: Option<f64>,
+    pub packets: u64,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct AudioReceived {
+    pub packets: u64,
+    pub packets_recovered: u64,
+    pub decode_errors: u64,
+    pub seconds: f64,
+    pub rms: f64,
+    pub frequency_hz: Option<f64>,
+    /// Capture (far side) to decoded (this side), from the tone's marks.
+    pub latency_ms: Option<Percentiles>,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct ProcessUsage {
+    pub cpu_seconds: Option<f64>,
+    pub peak_rss_mb: Option<f64>,
+}
+
+impl ProcessUsage {
+    /// This process's CPU time and peak resident memory so far (Linux; `None` elsewhere).
+    pub fn of_this_process() -> Self {
+        let cpu_seconds = std::fs::read_to_string("/proc/self/stat").ok().and_then(|stat| {
+            // Fields after the command name, which may contain spaces, closed by ')'.
+            let rest = &stat[stat.rfind(')')? + 2..];
+            let fields: Vec<&str> = rest.split_whitespace().collect();
+            let utime: f64 = fields.get(11)?.parse().ok()?;
+            let stime: f64 = fields.get(12)?.parse().ok()?;
+            Some((utime + stime) / clock_ticks_per_second())
+        });
+        let peak_rss_mb = std::fs::read_to_string("/proc/self/status").ok().and_then(|status| {
+            let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+            let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+            Some(kb / 1024.0)
+        });
+        Self {
+            cpu_seconds,
+            peak_rss_mb,
+        }
+    }
+}
+
+/// USER_HZ, which is 100 on every Linux this runs on.
+fn clock_ticks_per_second() -> f64 {
+    100.0
+}
+
+/// Everything a call did.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct CallSummary {
+    pub role: String,
+    pub end_reason: String,
+    pub connected_seconds: f64,
+    /// From both descriptions applied to connected.
+    pub connect_ms: Option<f64>,
+    /// From both descriptions applied to the first decoded remote picture.
+    pub first_frame_ms: Option<f64>,
+    pub video_sent: VideoSent,
+    pub video_received: VideoReceived,
+    pub audio_sent: AudioSent,
+    pub audio_received: AudioReceived,
+    pub rtt_ms: Option<f64>,
+    pub bytes_sent: u64,
+    pub bytes_received: u64,
+    pub process: ProcessUsage,
+}
+
+fn fmt_opt(value: Option<f64>, unit: &str) -> String {
+    value.map_or_else(|| "-".to_owned(), |v| format!("{v:.1}{unit}"))
+}
+
+fn fmt_latency(p: &Option<Percentiles>) -> String {
+    p.map_or_else(
+        || "-".to_owned(),
+        |p| format!("median {:.1} ms, p95 {:.1} ms ({} samples)", p.median, p.p95, p.count),
+    )
+}
+
+impl std::fmt::Display for CallSummary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (vs, vr, ar) = (&self.video_sent, &self.video_received, &self.audio_received);
+        writeln!(f, "call ended: {} ({}, connected {:.1} s)", self.end_reason, self.role, self.connected_seconds)?;
+        writeln!(
+            f,
+            "  setup: connected in {}, first remote frame after {}",
+            fmt_opt(self.connect_ms, " ms"),
+            fmt_opt(self.first_frame_ms, " ms")
+        )?;
+        writeln!(
+            f,
+            "  video sent: {} frames {}x{}@{} ({} keyframes, {} on request), {} kB",
+            vs.frames_sent, vs.width, vs.height, vs.fps, vs.keyframes, vs.keyframes_on_request, vs.bytes / 1000
+        )?;
+        writeln!(
+            f,
+            "  video received: {} frames decoded of {} assembled, {} fps, {}x{}, {} stamps read ({} out of order)",
+            vr.frames_decoded,
+            vr.frames_assembled,
+            fmt_opt(vr.fps, ""),
+            vr.width.unwrap_or(0),
+            vr.height.unwrap_or(0),
+            vr.stamps_read,
+            vr.stamps_out_of_order
+        )?;
+        writeln!(f, "  video latency, capture to decoded: {}", fmt_latency(&vr.latency_ms))?;
+        writeln!(
+            f,
+            "  audio: sent {} packets; received {} ({:.1} s, {} recovered), tone {}",
+            self.audio_sent.packets,
+            ar.packets,
+            ar.seconds,
+            ar.packets_recovered,
+            fmt_opt(ar.frequency_hz, " Hz")
+        )?;
+        writeln!(f, "  audio latency, capture to decoded: {}", fmt_latency(&ar.latency_ms))?;
+        writeln!(
+            f,
+            "  network: rtt {}, {} kB sent, {} kB received",
+            fmt_opt(self.rtt_ms, " ms"),
+            self.bytes_sent / 1000,
+            self.bytes_received / 1000
+        )?;
+        write!(
+            f,
+            "  process: cpu {}, peak rss {}",
+            fmt_opt(self.process.cpu_seconds, " s"),
+            fmt_opt(self.process.peak_rss_mb, " MB")
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_pick_the_middle_and_the_tail() {
+        let values: Vec<f64> = (1..=100).map(|v| v as f64).collect();
+        let p = Percentiles::of(&values).expect("some");
+        assert_eq!(p.median, 51.0);
+        assert_eq!(p.p95, 95.0);
+        assert_eq!(Percentiles::of(&[]), None);
+    }
+
+    #[test]
+    fn this_process_has_usage() {
+        let usage = ProcessUsage::of_this_process();
+        if cfg!(target_os = "linux") {
+            assert!(usage.peak_rss_mb.expect("rss") > 1.0);
+            assert!(usage.cpu_seconds.is_some());
+        }
+    }
+}

@@ -1,0 +1,219 @@
+//! H.264 Constrained Baseline through openh264: what browsers negotiate as
+//! `profile-level-id=42e01f;packetization-mode=1`.
+
+use crate::codec::CodecError;
+use crate::media::frame::VideoFrame;
+use openh264::OpenH264API;
+use openh264::decoder::{Decoder, DecoderConfig};
+use openh264::encoder::{
+    BitRate, Complexity, Encoder, EncoderConfig, FrameRate, FrameType, Level, Profile,
+    RateControlMode, SpsPpsStrategy, UsageType,
+};
+use openh264::formats::YUVSource;
+
+/// What the encoder is asked for at start; the bitrate can change later.
+#[derive(Clone, Copy, Debug)]
+pub struct VideoEncoderSettings {
+    pub bitrate_bps: u32,
+    pub fps: f32,
+}
+
+/// One encoded picture in Annex B form (start codes), SPS/PPS in front of every IDR.
+#[derive(Clone, Debug)]
+pub struct EncodedVideo {
+    pub data: Vec<u8>,
+    pub keyframe: bool,
+}
+
+/// The H.264 encoder of one outgoing video track.
+pub struct H264Encoder {
+    encoder: Encoder,
+    force_idr: bool,
+}
+
+impl H264Encoder {
+    pub fn new(settings: VideoEncoderSettings) -> Result<Self, CodecError> {
+        let config = EncoderConfig::new()
+            .bitrate(BitRate::from_bps(settings.bitrate_bps))
+            .max_frame_rate(FrameRate::from_hz(settings.fps))
+            .usage_type(UsageType::CameraVideoRealTime)
+            .rate_control_mode(RateControlMode::Bitrate)
+            // Every frame captured is sent: latency is measured per frame, and a skipped
+            // frame would look like a lost one.
+            .skip_frames(false)
+            // Constrained Baseline, level 3.1: the 42e01f that browsers offer.
+            .profile(Profile::Baseline)
+            .level(Level::Level_3_1)
+            .complexity(Complexity::Low)
+            .sps_pps_strategy(SpsPpsStrategy::ConstantId)
+            // One thread: slices from several threads cost latency and CPU at these sizes.
+            .num_threads(1);
+        let encoder = Encoder::with_api_config(OpenH264API::from_source(), config)
+            .map_err(|e| CodecError::H264Encode(e.to_string()))?;
+        Ok(Self {
+            encoder,
+            force_idr: false,
+        })
+    }
+
+    /// The next encoded frame will be an IDR (a keyframe request, a new receiver).
+    pub fn request_keyframe(&mut self) {
+        self.force_idr = true;
+    }
+
+    /// Changes the target bitrate without restarting the stream.
+    pub fn set_bitrate(&mut self, bps: u32) -> Result<(), CodecError> {
+        let mut info = openh264_sys2::SBitrateInfo {
+            iLayer: openh264_sys2::SPATIAL_LAYER_ALL,
+            iBitrate: bps.min(i32::MAX as u32) as i32,
+        };
+        // SAFETY: openh264-rs has no safe setter for the bitrate. `set_option` with
+        // ENCODER_OPTION_BITRATE reads one `SBitrateInfo` through the pointer, which points
+        // at a live local of exactly that type; the encoder is initialized (it was built by
+        // `with_api_config`) and `&mut self` guarantees no concurrent use.
+        let status = unsafe {
+            self.encoder.raw_api().set_option(
+                openh264_sys2::ENCODER_OPTION_BITRATE,
+                (&raw mut info).cast(),
+            )
+        };
+        if status == 0 {
+            Ok(())
+        } else {
+            Err(CodecError::H264Encode(format!(
+                "setting the bitrate to {bps} bps failed ({status})"
+            )))
+        }
+    }
+
+    pub fn encode(&mut self, frame: &VideoFrame) -> Result<EncodedVideo, CodecError> {
+        if std::mem::take(&mut self.force_idr) {
+            self.encoder.force_intra_frame();
+        }
+        let bitstream = self
+            .encoder
+            .encode(&I420Source(frame))
+            .map_err(|e| CodecError::H264Encode(e.to_string()))?;
+        let keyframe = matches!(bitstream.frame_type(), FrameType::IDR | FrameType::I);
+        Ok(EncodedVideo {
+            data: bitstream.to_vec(),
+            keyframe,
+        })
+    }
+}
+
+struct I420Source<'a>(&'a VideoFrame);
+
+impl YUVSource for I420Source<'_> {
+    fn dimensions(&self) -> (usize, usize) {
+        (self.0.width, self.0.height)
+    }
+
+    fn strides(&self) -> (usize, usize, usize) {
+        let (cw, _) = self.0.chroma_size();
+        (self.0.width, cw, cw)
+    }
+
+    fn y(&self) -> &[u8] {
+        self.0.y()
+    }
+
+    fn u(&self) -> &[u8] {
+        self.0.u()
+    }
+
+    fn v(&self) -> &[u8] {
+        self.0.v()
+    }
+}
+
+/// The H.264 decoder of one incoming video track.
+pub struct H264Decoder {
+    decoder: Decoder,
+}
+
+impl H264Decoder {
+    pub fn new() -> Result<Self, CodecError> {
+        let decoder = Decoder::with_api_config(OpenH264API::from_source(), DecoderConfig::new())
+            .map_err(|e| CodecError::H264Decode(e.to_string()))?;
+        Ok(Self { decoder })
+    }
+
+    /// Decodes one access unit (Annex B). `Ok(None)` when it completed no picture.
+    pub fn decode(
+        &mut self,
+        access_unit: &[u8],
+        capture_time_us: u64,
+    ) -> Result<Option<VideoFrame>, CodecError> {
+        let decoded = self
+            .decoder
+            .decode(access_unit)
+            .map_err(|e| CodecError::H264Decode(e.to_string()))?;
+        Ok(decoded.map(|yuv| {
+            VideoFrame::from_planes(
+                yuv.dimensions(),
+                (yuv.y(), yuv.u(), yuv.v()),
+                yuv.strides(),
+                capture_time_us,
+            )
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::media::pattern::{StampedPattern, read_frame_stamp};
+
+    #[test]
+    fn stamps_read_back_after_h264_at_300_kbps() {
+        let settings = VideoEncoderSettings {
+            bitrate_bps: 300_000,
+            fps: 30.0,
+        };
+        let mut encoder = H264Encoder::new(settings).expect("encoder");
+        let mut decoder = H264Decoder::new().expect("decoder");
+        let mut pattern = StampedPattern::new(640, 480);
+        let mut read = 0;
+        for i in 0..60u64 {
+            let frame = pattern.next_frame(1_000_000 + i * 33_333);
+            let encoded = encoder.encode(&frame).expect("encode");
+            assert_eq!(encoded.keyframe, i == 0, "only the first frame is a keyframe");
+            if let Some(decoded) = decoder.decode(&encoded.data, 0).expect("decode") {
+                let stamp = read_frame_stamp(&decoded).expect("stamp after decode");
+                assert_eq!(stamp.frame_number as u64, i);
+                assert_eq!(stamp.capture_time_ms, (1_000_000 + i * 33_333) / 1000);
+                read += 1;
+            }
+        }
+        assert_eq!(read, 60, "every frame decodes at once, none held back");
+    }
+
+    #[test]
+    fn a_requested_keyframe_comes_next_and_bitrate_changes_at_run_time() {
+        let settings = VideoEncoderSettings {
+            bitrate_bps: 500_000,
+            fps: 30.0,
+        };
+        let mut encoder = H264Encoder::new(settings).expect("encoder");
+        let mut pattern = StampedPattern::new(320, 240);
+        for _ in 0..3 {
+            encoder.encode(&pattern.next_frame(0)).expect("encode");
+        }
+        encoder.set_bitrate(200_000).expect("bitrate");
+        encoder.request_keyframe();
+        let idr = encoder.encode(&pattern.next_frame(0)).expect("encode");
+        assert!(idr.keyframe);
+        // SPS (7) and PPS (8) ride with every IDR.
+        let types: Vec<u8> = openh264::nal_units(&idr.data).map(|n| n[4.min(n.len() - 1)] & 0x1f).collect();
+        assert!(types.contains(&7) && types.contains(&8), "{types:?}");
+    }
+
+    #[test]
+    fn garbage_does_not_panic_the_decoder() {
+        let mut decoder = H264Decoder::new().expect("decoder");
+        let _ = decoder.decode(&[0, 0, 0, 1, 0x65, 1, 2, 3, 4, 5], 0);
+        let _ = decoder.decode(&[0xff; 300], 0);
+        let _ = decoder.decode(&[], 0);
+    }
+}

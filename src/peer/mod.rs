@@ -1,0 +1,594 @@
+//! One call's WebRTC connection (webrtc-rs 0.21), and nothing of the rest of the app: codecs
+//! and interceptors registered, local tracks that send encoded samples, remote tracks drained
+//! on their own tasks, keyframe requests both ways, a data channel for call control, stats.
+
+pub mod h264_assembler;
+mod keyframe_requests;
+
+use crate::call::state::TransportState;
+use crate::signaling::token::{PasteToken, SdpKind};
+use bytes::Bytes;
+use h264_assembler::{AccessUnit, Assembled, H264Assembler};
+use rtc::interceptor::{Registry, Slot};
+use rtc::media::Sample;
+use rtc::media_stream::MediaStreamTrack;
+use rtc::peer_connection::configuration::RTCConfigurationBuilder;
+use rtc::peer_connection::configuration::interceptor_registry::{
+    configure_nack, configure_rtcp_reports, configure_simulcast_extension_headers, configure_twcc,
+};
+use rtc::peer_connection::configuration::media_engine::{
+    MIME_TYPE_H264, MIME_TYPE_OPUS, MIME_TYPE_RTX, MediaEngine,
+};
+use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
+use rtc::peer_connection::transport::RTCIceServer;
+use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use rtc::rtp_transceiver::rtp_sender::{
+    RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters,
+    RTCRtpEncodingParameters, RTCRtpRtxParameters, RtpCodecKind,
+};
+use rtc::rtp_transceiver::{PayloadType, SSRC};
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+use webrtc::data_channel::{DataChannel, DataChannelEvent};
+use webrtc::media_stream::track_local::TrackLocal;
+use webrtc::media_stream::track_local::static_sample::TrackLocalStaticSample;
+use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
+use webrtc::peer_connection::{
+    PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCIceGatheringState,
+    RTCPeerConnectionState, StatsSelector,
+};
+use webrtc::rtp_transceiver::RtpSender;
+
+pub use keyframe_requests::KeyframeRequestForwarder;
+
+/// Payload types we offer; an answer adopts the offerer's.
+const PT_OPUS: PayloadType = 111;
+const PT_H264: PayloadType = 102;
+const PT_H264_RTX: PayloadType = 103;
+/// The H.264 that every browser speaks: Constrained Baseline 3.1, non-interleaved.
+pub const H264_FMTP: &str = "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f";
+const DATA_CHANNEL_LABEL: &str = "duet";
+/// Keyframe requests are not sent more often than this: one IDR answers many losses.
+const PLI_MIN_INTERVAL: Duration = Duration::from_millis(300);
+/// Access units waiting for the decoder; beyond this the oldest is dropped.
+pub const REMOTE_QUEUE: usize = 8;
+
+/// A peer connection failed; the message is the library's own.
+#[derive(Debug, thiserror::Error)]
+pub enum PeerError {
+    #[error("WebRTC: {0}")]
+    WebRtc(#[from] webrtc::error::Error),
+    #[error("{0}")]
+    Description(#[from] crate::signaling::token::TokenError),
+    #[error("the peer connection stopped before ICE gathering completed")]
+    GatheringAborted,
+    #[error("the peer connection has no local description")]
+    NoLocalDescription,
+}
+
+/// How to build the connection.
+#[derive(Clone, Debug, Default)]
+pub struct PeerConfig {
+    /// Keep every ICE candidate on this address (tests use 127.0.0.1).
+    pub bind: Option<IpAddr>,
+    pub ice_servers: Vec<RTCIceServer>,
+    pub send_video: bool,
+    pub send_audio: bool,
+}
+
+/// What the connection reports to the call.
+#[derive(Debug)]
+pub enum PeerEvent {
+    Transport(TransportState),
+    /// A control message on the data channel.
+    Message(String),
+}
+
+/// A complete picture from the far side, not yet decoded.
+#[derive(Debug)]
+pub struct RemoteVideo {
+    pub unit: AccessUnit,
+    /// When its last packet arrived, wall-clock microseconds.
+    pub arrival_us: u64,
+}
+
+/// One packet of sound from the far side.
+#[derive(Debug)]
+pub struct RemoteAudio {
+    pub payload: Bytes,
+    pub sequence_number: u16,
+    pub arrival_us: u64,
+}
+
+/// Where remote media goes: bounded queues read by the decoder threads. A full queue drops
+/// (video: and asks for a keyframe) rather than blocking the network.
+#[derive(Clone)]
+pub struct RemoteSinks {
+    pub video: std::sync::mpsc::SyncSender<RemoteVideo>,
+    pub audio: std::sync::mpsc::SyncSender<RemoteAudio>,
+    /// The decoder sets this when it cannot go on without an IDR.
+    pub keyframe_wanted: Arc<AtomicBool>,
+}
+
+/// Counters kept by the network side, read for the summary.
+#[derive(Default, Debug)]
+pub struct PeerCounters {
+    pub video_packets_received: AtomicU64,
+    pub video_frames_assembled: AtomicU64,
+    pub video_frames_dropped_in_queue: AtomicU64,
+    pub keyframe_requests_sent: AtomicU64,
+    pub audio_packets_received: AtomicU64,
+}
+
+/// A local track and what the negotiation chose for it.
+pub struct OutgoingTrack {
+    track: Arc<TrackLocalStaticSample>,
+    sender: Arc<dyn RtpSender>,
+    ssrc: SSRC,
+    payload_type: Mutex<Option<PayloadType>>,
+}
+
+impl OutgoingTrack {
+    /// Packetizes and sends one encoded frame.
+    pub async fn send(&self, data: Bytes, duration: Duration, captured: Instant) -> Result<(), PeerError> {
+        let payload_type = match *self.payload_type.lock().unwrap_or_else(|e| e.into_inner()) {
+            Some(pt) => pt,
+            None => return Ok(()),
+        };
+        let sample = Sample {
+            data,
+            duration,
+            ..Sample::new(captured)
+        };
+        self.track
+            .sample_writer(self.ssrc, payload_type)
+            .write_sample(&sample)
+            .await?;
+        Ok(())
+    }
+
+    async fn resolve_payload_type(&self) {
+        let chosen = self
+            .sender
+            .get_parameters()
+            .await
+            .ok()
+            .and_then(|p| p.rtp_parameters.codecs.first().map(|c| c.payload_type));
+        *self.payload_type.lock().unwrap_or_else(|e| e.into_inner()) = chosen;
+    }
+
+    /// Waits for the next keyframe request (PLI or FIR) from the far side. `None` when the
+    /// connection is gone.
+    pub async fn next_keyframe_request(&self) -> Option<()> {
+        loop {
+            if let webrtc::media_stream::track_local::TrackLocalEvent::OnRtcpPacket(packets) =
+                self.track.poll().await?
+                && !packets.is_empty()
+            {
+                return Some(());
+            }
+        }
+    }
+}
+
+/// One call's peer connection.
+pub struct Peer {
+    pc: Arc<dyn PeerConnection>,
+    gathered: tokio::sync::watch::Receiver<bool>,
+    data_channel: Arc<Mutex<Option<Arc<dyn DataChannel>>>>,
+    events_tx: mpsc::Sender<PeerEvent>,
+    pub video: Option<Arc<OutgoingTrack>>,
+    pub audio: Option<Arc<OutgoingTrack>>,
+    pub counters: Arc<PeerCounters>,
+}
+
+struct Handler {
+    events: mpsc::Sender<PeerEvent>,
+    gathered: tokio::sync::watch::Sender<bool>,
+    sinks: RemoteSinks,
+    counters: Arc<PeerCounters>,
+    data_channel: Arc<Mutex<Option<Arc<dyn DataChannel>>>>,
+}
+
+#[async_trait::async_trait]
+impl PeerConnectionEventHandler for Handler {
+    async fn on_ice_gathering_state_change(&self, state: RTCIceGatheringState) {
+        if state == RTCIceGatheringState::Complete {
+            let _ = self.gathered.send(true);
+        }
+    }
+
+    async fn on_connection_state_change(&self, state: RTCPeerConnectionState) {
+        let state = match state {
+            RTCPeerConnectionState::Connecting => TransportState::Connecting,
+            RTCPeerConnectionState::Connected => TransportState::Connected,
+            RTCPeerConnectionState::Disconnected => TransportState::Disconnected,
+            RTCPeerConnectionState::Failed => TransportState::Failed,
+            RTCPeerConnectionState::Closed => TransportState::Closed,
+            _ => return,
+        };
+        tracing::debug!(?state, "transport");
+        let _ = self.events.send(PeerEvent::Transport(state)).await;
+    }
+
+    async fn on_data_channel(&self, channel: Arc<dyn DataChannel>) {
+        *self.data_channel.lock().unwrap_or_else(|e| e.into_inner()) = Some(channel.clone());
+        tokio::spawn(drain_data_channel(channel, self.events.clone()));
+    }
+
+    async fn on_track(&self, track: Arc<dyn TrackRemote>) {
+        let kind = track.kind().await;
+        let sinks = self.sinks.clone();
+        let counters = self.counters.clone();
+        match kind {
+            RtpCodecKind::Video => {
+                tokio::spawn(drain_remote_video(track, sinks, counters));
+            }
+            RtpCodecKind::Audio => {
+                tokio::spawn(drain_remote_audio(track, sinks, counters));
+            }
+            _ => {}
+        }
+    }
+}
+
+async fn drain_data_channel(channel: Arc<dyn DataChannel>, events: mpsc::Sender<PeerEvent>) {
+    while let Some(event) = channel.poll().await {
+        match event {
+            DataChannelEvent::OnMessage(message) => {
+                // Control messages are small JSON; anything else is ignored.
+                if message.data.len() <= 64 * 1024
+                    && let Ok(text) = std::str::from_utf8(&message.data)
+                {
+                    let _ = events.send(PeerEvent::Message(text.to_owned())).await;
+                }
+            }
+            DataChannelEvent::OnClose => break,
+            _ => {}
+        }
+    }
+}
+
+/// Reads one remote video track as fast as packets come (the driver's channel drops when
+/// full), rebuilds frames and hands them to the decoder thread.
+async fn drain_remote_video(track: Arc<dyn TrackRemote>, sinks: RemoteSinks, counters: Arc<PeerCounters>) {
+    let media_ssrc = track.ssrcs().await.first().copied().unwrap_or(0);
+    let mut assembler = H264Assembler::new();
+    let mut last_pli: Option<Instant> = None;
+    while let Some(event) = track.poll().await {
+        let TrackRemoteEvent::OnRtpPacket(packet) = event else {
+            if matches!(event, TrackRemoteEvent::OnEnded) {
+                break;
+            }
+            continue;
+        };
+        counters.video_packets_received.fetch_add(1, Ordering::Relaxed);
+        let header = &packet.header;
+        match assembler.push(header.sequence_number, header.timestamp, header.marker, &packet.payload) {
+            Some(Assembled::Frame(unit)) => {
+                counters.video_frames_assembled.fetch_add(1, Ordering::Relaxed);
+                let remote = RemoteVideo {
+                    unit,
+                    arrival_us: crate::media::frame::wall_clock_us(),
+                };
+                if sinks.video.try_send(remote).is_err() {
+                    // The decoder fell behind: what follows references the dropped frame.
+                    counters.video_frames_dropped_in_queue.fetch_add(1, Ordering::Relaxed);
+                    sinks.keyframe_wanted.store(true, Ordering::Relaxed);
+                }
+            }
+            Some(Assembled::NeedKeyframe) => sinks.keyframe_wanted.store(true, Ordering::Relaxed),
+            None => {}
+        }
+        let now = Instant::now();
+        if last_pli.is_none_or(|t| now.duration_since(t) >= PLI_MIN_INTERVAL)
+            && sinks.keyframe_wanted.swap(false, Ordering::Relaxed)
+        {
+            last_pli = Some(now);
+            counters.keyframe_requests_sent.fetch_add(1, Ordering::Relaxed);
+            let pli = PictureLossIndication {
+                sender_ssrc: 0,
+                media_ssrc,
+            };
+            if track.write_rtcp(vec![Box::new(pli)]).await.is_err() {
+                break;
+            }
+        }
+    }
+}
+
+async fn drain_remote_audio(track: Arc<dyn TrackRemote>, sinks: RemoteSinks, counters: Arc<PeerCounters>) {
+    while let Some(event) = track.poll().await {
+        match event {
+            TrackRemoteEvent::OnRtpPacket(packet) => {
+                counters.audio_packets_received.fetch_add(1, Ordering::Relaxed);
+                let remote = RemoteAudio {
+                    payload: packet.payload.clone(),
+                    sequence_number: packet.header.sequence_number,
+                    arrival_us: crate::media::frame::wall_clock_us(),
+                };
+                // A full queue means the audio thread is stuck; dropping is what a jitter
+                // buffer would do with sound this late.
+                let _ = sinks.audio.try_send(remote);
+            }
+            TrackRemoteEvent::OnEnded => break,
+            _ => {}
+        }
+    }
+}
+
+fn feedback(typ: &str, parameter: &str) -> RTCPFeedback {
+    RTCPFeedback {
+        typ: typ.to_owned(),
+        parameter: parameter.to_owned(),
+    }
+}
+
+fn h264_codec() -> RTCRtpCodec {
+    RTCRtpCodec {
+        mime_type: MIME_TYPE_H264.to_owned(),
+        clock_rate: 90_000,
+        channels: 0,
+        sdp_fmtp_line: H264_FMTP.to_owned(),
+        rtcp_feedback: vec![feedback("ccm", "fir")],
+    }
+}
+
+fn opus_codec() -> RTCRtpCodec {
+    RTCRtpCodec {
+        mime_type: MIME_TYPE_OPUS.to_owned(),
+        clock_rate: 48_000,
+        channels: 2,
+        sdp_fmtp_line: "minptime=10;useinbandfec=1".to_owned(),
+        rtcp_feedback: vec![],
+    }
+}
+
+fn media_engine() -> Result<MediaEngine, PeerError> {
+    let mut engine = MediaEngine::default();
+    engine.register_codec(
+        RTCRtpCodecParameters {
+            rtp_codec: opus_codec(),
+            payload_type: PT_OPUS,
+        },
+        RtpCodecKind::Audio,
+    )?;
+    engine.register_codec(
+        RTCRtpCodecParameters {
+            rtp_codec: h264_codec(),
+            payload_type: PT_H264,
+        },
+        RtpCodecKind::Video,
+    )?;
+    engine.register_codec(
+        RTCRtpCodecParameters {
+            rtp_codec: RTCRtpCodec {
+                mime_type: MIME_TYPE_RTX.to_owned(),
+                clock_rate: 90_000,
+                channels: 0,
+                sdp_fmtp_line: format!("apt={PT_H264}"),
+                rtcp_feedback: vec![],
+            },
+            payload_type: PT_H264_RTX,
+        },
+        RtpCodecKind::Video,
+    )?;
+    Ok(engine)
+}
+
+fn local_track(kind: RtpCodecKind, codec: RTCRtpCodec, rtx: bool) -> Result<(Arc<TrackLocalStaticSample>, SSRC), PeerError> {
+    let ssrc = rand::random::<u32>();
+    let label = match kind {
+        RtpCodecKind::Video => "video",
+        _ => "audio",
+    };
+    let track = MediaStreamTrack::new(
+        "duet".to_owned(),
+        format!("duet-{label}"),
+        format!("duet {label}"),
+        kind,
+        vec![RTCRtpEncodingParameters {
+            rtp_coding_parameters: RTCRtpCodingParameters {
+                ssrc: Some(ssrc),
+                rtx: rtx.then(|| RTCRtpRtxParameters {
+                    ssrc: rand::random::<u32>(),
+                }),
+                ..Default::default()
+            },
+            codec,
+            ..Default::default()
+        }],
+    );
+    Ok((Arc::new(TrackLocalStaticSample::new(Instant::now(), track)?), ssrc))
+}
+
+impl Peer {
+    /// Builds the connection and its local tracks. Remote media goes to `sinks`; state
+    /// changes and control messages come out of the returned receiver.
+    pub async fn new(config: PeerConfig, sinks: RemoteSinks) -> Result<(Self, mpsc::Receiver<PeerEvent>), PeerError> {
+        let mut engine = media_engine()?;
+        let registry = Registry::new();
+        let registry = configure_nack(registry, &mut engine);
+        configure_simulcast_extension_headers(&mut engine)?;
+        let registry = configure_twcc(registry, &mut engine)?;
+        let registry = configure_rtcp_reports(registry);
+        // App-most: lets PLI/FIR through to the local track, where the encoder hears it.
+        let registry = registry.with(Slot::from(14_000), KeyframeRequestForwarder::default());
+
+        let mut settings = SettingEngineBuilder::new().with_ice_timeouts(
+            Some(Duration::from_secs(3)),
+            Some(Duration::from_secs(25)),
+            Some(Duration::from_secs(1)),
+        );
+        if config.bind.is_some_and(|ip| ip.is_loopback()) {
+            settings = settings.with_include_loopback_candidate(true);
+        }
+        let rtc_config = RTCConfigurationBuilder::new()
+            .with_ice_servers(config.ice_servers.clone())
+            .build();
+
+        let (events_tx, events_rx) = mpsc::channel(64);
+        let (gathered_tx, gathered_rx) = tokio::sync::watch::channel(false);
+        let counters = Arc::new(PeerCounters::default());
+        let data_channel = Arc::new(Mutex::new(None));
+        let handler = Arc::new(Handler {
+            events: events_tx.clone(),
+            gathered: gathered_tx,
+            sinks,
+            counters: counters.clone(),
+            data_channel: data_channel.clone(),
+        });
+        let bind = match config.bind {
+            Some(ip) => std::net::SocketAddr::new(ip, 0).to_string(),
+            None => "0.0.0.0:0".to_owned(),
+        };
+        let runtime = webrtc::runtime::default_runtime()
+            .ok_or_else(|| PeerError::WebRtc(webrtc::error::Error::Other("no async runtime".into())))?;
+        let pc = PeerConnectionBuilder::new()
+            .with_configuration(rtc_config)
+            .with_media_engine(engine)
+            .with_setting_engine(settings.build())
+            .with_interceptor_registry(registry)
+            .with_handler(handler)
+            .with_runtime(runtime)
+            .with_udp_addrs(vec![bind])
+            .build()
+            .await?;
+        let pc: Arc<dyn PeerConnection> = Arc::new(pc);
+
+        let mut peer = Peer {
+            pc,
+            gathered: gathered_rx,
+            data_channel,
+            events_tx,
+            video: None,
+            audio: None,
+            counters,
+        };
+        if config.send_video {
+            peer.video = Some(peer.add_track(RtpCodecKind::Video, h264_codec(), true).await?);
+        } else {
+            peer.add_receive_only(RtpCodecKind::Video).await?;
+        }
+        if config.send_audio {
+            peer.audio = Some(peer.add_track(RtpCodecKind::Audio, opus_codec(), false).await?);
+        } else {
+            peer.add_receive_only(RtpCodecKind::Audio).await?;
+        }
+        Ok((peer, events_rx))
+    }
+
+    async fn add_track(&self, kind: RtpCodecKind, codec: RTCRtpCodec, rtx: bool) -> Result<Arc<OutgoingTrack>, PeerError> {
+        let (track, ssrc) = local_track(kind, codec, rtx)?;
+        let sender = self.pc.add_track(track.clone() as Arc<dyn TrackLocal>).await?;
+        Ok(Arc::new(OutgoingTrack {
+            track,
+            sender,
+            ssrc,
+            payload_type: Mutex::new(None),
+        }))
+    }
+
+    async fn add_receive_only(&self, kind: RtpCodecKind) -> Result<(), PeerError> {
+        use rtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
+        self.pc
+            .add_transceiver_from_kind(
+                kind,
+                Some(RTCRtpTransceiverInit {
+                    direction: RTCRtpTransceiverDirection::Recvonly,
+                    ..Default::default()
+                }),
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Makes the offer and waits for ICE gathering, so the token carries every candidate.
+    pub async fn create_offer(&self) -> Result<PasteToken, PeerError> {
+        let channel = self.pc.create_data_channel(DATA_CHANNEL_LABEL, None).await?;
+        *self.data_channel.lock().unwrap_or_else(|e| e.into_inner()) = Some(channel.clone());
+        tokio::spawn(drain_data_channel(channel, self.events_tx.clone()));
+        let offer = self.pc.create_offer(None).await?;
+        self.pc.set_local_description(offer).await?;
+        self.gathered_description().await
+    }
+
+    /// Applies the far side's offer, makes the answer and waits for ICE gathering.
+    pub async fn accept_offer(&self, offer: &PasteToken) -> Result<PasteToken, PeerError> {
+        self.pc.set_remote_description(offer.to_session_description()?).await?;
+        let answer = self.pc.create_answer(None).await?;
+        self.pc.set_local_description(answer).await?;
+        let token = self.gathered_description().await?;
+        self.resolve_payload_types().await;
+        Ok(token)
+    }
+
+    /// Applies the far side's answer to our offer.
+    pub async fn accept_answer(&self, answer: &PasteToken) -> Result<(), PeerError> {
+        self.pc.set_remote_description(answer.to_session_description()?).await?;
+        self.resolve_payload_types().await;
+        Ok(())
+    }
+
+    async fn resolve_payload_types(&self) {
+        for track in self.video.iter().chain(self.audio.iter()) {
+            track.resolve_payload_type().await;
+        }
+    }
+
+    async fn gathered_description(&self) -> Result<PasteToken, PeerError> {
+        let mut gathered = self.gathered.clone();
+        gathered
+            .wait_for(|done| *done)
+            .await
+            .map_err(|_| PeerError::GatheringAborted)?;
+        let desc = self
+            .pc
+            .local_description()
+            .await
+            .ok_or(PeerError::NoLocalDescription)?;
+        let token = PasteToken::from_session_description(&desc).ok_or(PeerError::NoLocalDescription)?;
+        debug_assert!(matches!(token.kind, SdpKind::Offer | SdpKind::Answer));
+        Ok(token)
+    }
+
+    /// Sends a control message on the data channel, if it is open.
+    pub async fn send_message(&self, text: &str) -> bool {
+        let channel = self.data_channel.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        match channel {
+            Some(channel) => channel.send_text(text).await.is_ok(),
+            None => false,
+        }
+    }
+
+    /// The connection's own view: round-trip time and bytes both ways.
+    pub async fn transport_stats(&self) -> TransportStats {
+        let report = self.pc.get_stats(Instant::now(), StatsSelector::None).await;
+        let mut stats = TransportStats::default();
+        for pair in report.candidate_pairs() {
+            if pair.nominated || stats.rtt_ms.is_none() {
+                stats.rtt_ms = Some(pair.current_round_trip_time * 1000.0);
+                stats.bytes_sent = pair.bytes_sent;
+                stats.bytes_received = pair.bytes_received;
+            }
+        }
+        stats
+    }
+
+    pub async fn close(&self) {
+        if let Err(e) = self.pc.close().await {
+            tracing::debug!("closing the peer connection: {e}");
+        }
+    }
+}
+
+/// What the transport says about the path.
+#[derive(Clone, Copy, Debug, Default, serde::Serialize)]
+pub struct TransportStats {
+    pub rtt_ms: Option<f64>,
+    pub bytes_sent: u64,
+    pub bytes_received: u64,
+}
