@@ -3,7 +3,9 @@
 //! progress goes to stderr; the summary ends the output.
 
 use crate::call::pipeline::MediaSettings;
-use crate::call::{CallCommand, CallOptions, CallState, CallSummary, CallUpdate, EndReason, run_call};
+use crate::call::{
+    CallCommand, CallOptions, CallState, CallSummary, CallUpdate, EndReason, run_call,
+};
 use crate::peer::PeerConfig;
 use crate::signaling::token::{PasteToken, SdpKind, TokenError};
 use std::io::Write;
@@ -46,7 +48,10 @@ pub enum HeadlessOutcome {
 
 /// Reads a token: one line of base64, or JSON / raw SDP spread over several lines (SDP ends
 /// at an empty line or the end of input).
-async fn read_token<R: tokio::io::AsyncRead + Unpin>(reader: R, expected: SdpKind) -> Result<PasteToken, TokenError> {
+async fn read_token<R: tokio::io::AsyncRead + Unpin>(
+    reader: R,
+    expected: SdpKind,
+) -> Result<PasteToken, TokenError> {
     const LIMIT: usize = 512 * 1024;
     let mut lines = BufReader::new(reader).lines();
     let mut text = String::new();
@@ -59,7 +64,8 @@ async fn read_token<R: tokio::io::AsyncRead + Unpin>(reader: R, expected: SdpKin
         if text.trim().is_empty() && line.trim().is_empty() {
             continue;
         }
-        let is_sdp = text.trim_start().starts_with("v=0") || (text.is_empty() && line.trim_start().starts_with("v=0"));
+        let is_sdp = text.trim_start().starts_with("v=0")
+            || (text.is_empty() && line.trim_start().starts_with("v=0"));
         if is_sdp && line.trim().is_empty() {
             return PasteToken::parse(&text, expected);
         }
@@ -94,7 +100,7 @@ async fn read_token_file(path: &Path, expected: SdpKind) -> Result<PasteToken, T
 }
 
 fn say(message: &str) {
-    eprintln!("duet: {message}");
+    let _ = writeln!(std::io::stderr(), "duet: {message}");
 }
 
 impl HeadlessCall {
@@ -128,8 +134,10 @@ impl HeadlessCall {
         let _ = command_tx.send(first).await;
 
         let mut interrupt = Box::pin(interrupted());
+        let mut interrupted_once = false;
         let mut hang_up_at: Option<tokio::time::Instant> = None;
-        let mut answer_reader: Option<tokio::task::JoinHandle<Result<PasteToken, TokenError>>> = None;
+        let mut answer_reader: Option<tokio::task::JoinHandle<Result<PasteToken, TokenError>>> =
+            None;
         loop {
             let hang_up_timer = async {
                 match hang_up_at {
@@ -196,7 +204,8 @@ impl HeadlessCall {
                     hang_up_at = None;
                     let _ = command_tx.send(CallCommand::HangUp).await;
                 }
-                _ = &mut interrupt => {
+                _ = &mut interrupt, if !interrupted_once => {
+                    interrupted_once = true;
                     say("hanging up");
                     let _ = command_tx.send(CallCommand::HangUp).await;
                 }
@@ -212,7 +221,8 @@ impl HeadlessCall {
     }
 
     fn finish(&self, reason: EndReason, summary: Box<CallSummary>) -> HeadlessOutcome {
-        println!("{summary}");
+        // Whoever read our token may have stopped reading: a closed stdout is not an error.
+        let _ = writeln!(std::io::stdout(), "{summary}");
         if let Some(path) = &self.stats_json {
             match serde_json::to_string_pretty(&summary) {
                 Ok(json) => {
@@ -262,12 +272,23 @@ mod tests {
         let sdp = "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\nc=IN IP4 0.0.0.0\r\na=rtpmap:111 opus/48000/2\r\n";
         let token = PasteToken::new(SdpKind::Offer, sdp.into());
         let line = format!("\n{}\nignored\n", token.encode());
-        assert_eq!(read_token(line.as_bytes(), SdpKind::Offer).await, Ok(token.clone()));
+        assert_eq!(
+            read_token(line.as_bytes(), SdpKind::Offer).await,
+            Ok(token.clone())
+        );
         let json = serde_json::to_string_pretty(&token).expect("json");
-        assert_eq!(read_token(json.as_bytes(), SdpKind::Offer).await, Ok(token.clone()));
+        assert_eq!(
+            read_token(json.as_bytes(), SdpKind::Offer).await,
+            Ok(token.clone())
+        );
         let raw = format!("{}\n\nnext", sdp.replace("\r\n", "\n"));
-        let parsed = read_token(raw.as_bytes(), SdpKind::Offer).await.expect("sdp");
+        let parsed = read_token(raw.as_bytes(), SdpKind::Offer)
+            .await
+            .expect("sdp");
         assert_eq!(parsed.kind, SdpKind::Offer);
-        assert_eq!(read_token(&b""[..], SdpKind::Offer).await, Err(TokenError::Empty(SdpKind::Offer)));
+        assert_eq!(
+            read_token(&b""[..], SdpKind::Offer).await,
+            Err(TokenError::Empty(SdpKind::Offer))
+        );
     }
 }

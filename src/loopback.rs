@@ -49,7 +49,11 @@ fn child_args(options: &LoopbackOptions, role: &str, tone: u32) -> Vec<String> {
         "--tone".into(),
         tone.to_string(),
         "--stats-json".into(),
-        options.work_dir.join(format!("{role}.json")).display().to_string(),
+        options
+            .work_dir
+            .join(format!("{role}.json"))
+            .display()
+            .to_string(),
     ];
     if role == "offer" {
         args.push("--duration".into());
@@ -65,8 +69,12 @@ fn child_args(options: &LoopbackOptions, role: &str, tone: u32) -> Vec<String> {
 }
 
 fn spawn(options: &LoopbackOptions, role: &str, tone: u32) -> Result<Child, LoopbackError> {
-    let log = std::fs::File::create(options.work_dir.join(format!("{role}.log")))
-        .map_err(|e| LoopbackError(format!("cannot write to {}: {e}", options.work_dir.display())))?;
+    let log = std::fs::File::create(options.work_dir.join(format!("{role}.log"))).map_err(|e| {
+        LoopbackError(format!(
+            "cannot write to {}: {e}",
+            options.work_dir.display()
+        ))
+    })?;
     Command::new(&options.duet)
         .args(child_args(options, role, tone))
         .stdin(Stdio::piped())
@@ -87,7 +95,10 @@ fn first_line(stdout: ChildStdout, timeout: Duration) -> Option<String> {
         let _ = tx.send(line);
         let _ = std::io::copy(&mut reader, &mut std::io::sink());
     });
-    rx.recv_timeout(timeout).ok().filter(|l| !l.trim().is_empty())
+    // A token, not the summary of a call that failed before it could offer.
+    rx.recv_timeout(timeout)
+        .ok()
+        .filter(|l| l.starts_with("eyJ"))
 }
 
 fn wait_with_deadline(child: &mut Child, deadline: Instant) -> bool {
@@ -114,9 +125,13 @@ fn log_tail(dir: &Path, role: &str) -> String {
 fn read_summary(dir: &Path, role: &str) -> Result<CallSummary, LoopbackError> {
     let path = dir.join(format!("{role}.json"));
     let text = std::fs::read_to_string(&path).map_err(|e| {
-        LoopbackError(format!("no stats from the {role} side ({e})\n{}", log_tail(dir, role)))
+        LoopbackError(format!(
+            "no stats from the {role} side ({e})\n{}",
+            log_tail(dir, role)
+        ))
     })?;
-    serde_json::from_str(&text).map_err(|e| LoopbackError(format!("unreadable stats in {}: {e}", path.display())))
+    serde_json::from_str(&text)
+        .map_err(|e| LoopbackError(format!("unreadable stats in {}: {e}", path.display())))
 }
 
 /// Runs the call and returns both summaries.
@@ -131,22 +146,35 @@ pub fn run_loopback(options: &LoopbackOptions) -> Result<LoopbackResult, Loopbac
             .stdout
             .take()
             .and_then(|out| first_line(out, token_wait))
-            .ok_or_else(|| LoopbackError(format!("the offering side printed no token\n{}", log_tail(&options.work_dir, "offer"))))?;
+            .ok_or_else(|| {
+                LoopbackError(format!(
+                    "the offering side printed no token\n{}",
+                    log_tail(&options.work_dir, "offer")
+                ))
+            })?;
         let mut child = spawn(options, "answer", 660)?;
         if let Some(mut stdin) = child.stdin.take() {
             let _ = stdin.write_all(offer.as_bytes());
         }
-        let answer = child.stdout.take().and_then(|out| first_line(out, token_wait));
+        let answer = child
+            .stdout
+            .take()
+            .and_then(|out| first_line(out, token_wait));
         answerer = Some(child);
         let answer = answer.ok_or_else(|| {
-            LoopbackError(format!("the answering side printed no token\n{}", log_tail(&options.work_dir, "answer")))
+            LoopbackError(format!(
+                "the answering side printed no token\n{}",
+                log_tail(&options.work_dir, "answer")
+            ))
         })?;
         if let Some(mut stdin) = offerer.stdin.take() {
             let _ = stdin.write_all(answer.as_bytes());
         }
         let deadline = Instant::now() + options.duration + Duration::from_secs(60);
         let offer_done = wait_with_deadline(&mut offerer, deadline);
-        let answer_done = answerer.as_mut().is_some_and(|c| wait_with_deadline(c, deadline));
+        let answer_done = answerer
+            .as_mut()
+            .is_some_and(|c| wait_with_deadline(c, deadline));
         if !(offer_done && answer_done) {
             return Err(LoopbackError(format!(
                 "the call did not end in time\n{}\n{}",

@@ -71,27 +71,41 @@ fn parse_size(text: &str) -> Result<(usize, usize), String> {
     let (w, h) = text
         .split_once(['x', 'X'])
         .ok_or_else(|| format!("expected WIDTHxHEIGHT such as 640x480, not {text:?}"))?;
-    let parse = |v: &str| v.trim().parse::<usize>().map_err(|_| format!("expected WIDTHxHEIGHT such as 640x480, not {text:?}"));
+    let parse = |v: &str| {
+        v.trim()
+            .parse::<usize>()
+            .map_err(|_| format!("expected WIDTHxHEIGHT such as 640x480, not {text:?}"))
+    };
     let (w, h) = (parse(w)?, parse(h)?);
     if w < 64 || h < 48 || w % 2 == 1 || h % 2 == 1 {
-        return Err(format!("{w}x{h}: width and height must be even and at least 64x48"));
+        return Err(format!(
+            "{w}x{h}: width and height must be even and at least 64x48"
+        ));
     }
     if w * h > 1280 * 720 || w > 2048 || h > 2048 {
-        return Err(format!("{w}x{h}: at most 1280x720 pixels, the largest picture H.264 level 3.1 (42e01f) allows"));
+        return Err(format!(
+            "{w}x{h}: at most 1280x720 pixels, the largest picture H.264 level 3.1 (42e01f) allows"
+        ));
     }
     Ok((w, h))
 }
 
 fn parse_tone(text: &str) -> Result<f64, String> {
-    let hz: f64 = text.parse().map_err(|_| format!("expected a frequency in Hz, not {text:?}"))?;
+    let hz: f64 = text
+        .parse()
+        .map_err(|_| format!("expected a frequency in Hz, not {text:?}"))?;
     if !(50.0..=4000.0).contains(&hz) {
-        return Err(format!("{hz} Hz: the test tone must be between 50 and 4000 Hz"));
+        return Err(format!(
+            "{hz} Hz: the test tone must be between 50 and 4000 Hz"
+        ));
     }
     Ok(hz)
 }
 
 fn parse_seconds(text: &str) -> Result<f64, String> {
-    let seconds: f64 = text.parse().map_err(|_| format!("expected seconds, not {text:?}"))?;
+    let seconds: f64 = text
+        .parse()
+        .map_err(|_| format!("expected seconds, not {text:?}"))?;
     if !(0.0..=86_400.0).contains(&seconds) {
         return Err(format!("{seconds}: expected between 0 and 86400 seconds"));
     }
@@ -115,7 +129,12 @@ fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+                // Two library warnings fire on every healthy call; they are noise to a user.
+                .unwrap_or_else(|_| {
+                    tracing_subscriber::EnvFilter::new(
+                        "warn,rtc_dtls::config=error,rtc_ice::agent=error",
+                    )
+                }),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -129,7 +148,9 @@ fn main() -> ExitCode {
             }
         },
         None => {
-            eprintln!("duet: the window is not built yet. Try `duet call --loopback`, or `duet --help`.");
+            eprintln!(
+                "duet: the window is not built yet. Try `duet call --loopback`, or `duet --help`."
+            );
             ExitCode::from(2)
         }
     }
@@ -139,8 +160,24 @@ fn call(args: CallArgs) -> anyhow::Result<ExitCode> {
     if args.loopback {
         return loopback(&args);
     }
-    let role = if args.offer { PasteRole::Offer } else { PasteRole::Answer };
-    let default_tone = if role == PasteRole::Offer { 440.0 } else { 660.0 };
+    let role = if args.offer {
+        PasteRole::Offer
+    } else {
+        PasteRole::Answer
+    };
+    if let (PasteRole::Answer, Some(path)) = (role, &args.token_file)
+        && !path.exists()
+    {
+        bail!(
+            "{} does not exist: expected a file holding the offer token",
+            path.display()
+        );
+    }
+    let default_tone = if role == PasteRole::Offer {
+        440.0
+    } else {
+        660.0
+    };
     let headless = HeadlessCall {
         role,
         token_file: args.token_file.clone(),
@@ -182,8 +219,16 @@ fn loopback(args: &CallArgs) -> anyhow::Result<ExitCode> {
     let result = run_loopback(&options)?;
     println!("== offering side\n{}\n", result.offerer);
     println!("== answering side\n{}", result.answerer);
+    if let Some(path) = &args.stats_json {
+        let json = serde_json::json!({ "offerer": result.offerer, "answerer": result.answerer });
+        std::fs::write(path, serde_json::to_string_pretty(&json)?)
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
     let _ = std::fs::remove_dir_all(&options.work_dir);
-    if result.offerer.video_received.frames_decoded == 0 && result.answerer.video_received.frames_decoded == 0 && !args.no_video {
+    if result.offerer.video_received.frames_decoded == 0
+        && result.answerer.video_received.frames_decoded == 0
+        && !args.no_video
+    {
         bail!("no video arrived on either side");
     }
     Ok(ExitCode::SUCCESS)

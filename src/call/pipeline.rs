@@ -126,13 +126,16 @@ impl SendPipeline {
         let period = Duration::from_secs_f64(1.0 / settings.fps.max(1) as f64);
         let (width, height) = (settings.width, settings.height);
 
-        let (running, slot, counters) = (self.running.clone(), mailbox.clone(), self.counters.clone());
+        let (running, slot, counters) =
+            (self.running.clone(), mailbox.clone(), self.counters.clone());
         self.threads.extend(spawn_named("video-capture", move || {
             let mut pattern = StampedPattern::new(width, height);
             let mut next = Instant::now();
             while running.load(Ordering::Relaxed) {
                 slot.put(pattern.next_frame(wall_clock_us()));
-                counters.video_frames_captured.fetch_add(1, Ordering::Relaxed);
+                counters
+                    .video_frames_captured
+                    .fetch_add(1, Ordering::Relaxed);
                 pace(&mut next, period);
             }
         }));
@@ -157,7 +160,9 @@ impl SendPipeline {
                 };
                 if counters.keyframe_requested.swap(false, Ordering::Relaxed) {
                     encoder.request_keyframe();
-                    counters.video_keyframes_on_request.fetch_add(1, Ordering::Relaxed);
+                    counters
+                        .video_keyframes_on_request
+                        .fetch_add(1, Ordering::Relaxed);
                 }
                 let bps = counters.new_bitrate_bps.swap(0, Ordering::Relaxed);
                 if bps > 0
@@ -182,14 +187,18 @@ impl SendPipeline {
                 };
                 if tx.try_send(out).is_err() {
                     // The network is behind: later frames would reference this one.
-                    counters.video_frames_dropped.fetch_add(1, Ordering::Relaxed);
+                    counters
+                        .video_frames_dropped
+                        .fetch_add(1, Ordering::Relaxed);
                     encoder.request_keyframe();
                     continue;
                 }
                 counters.video_frames_sent.fetch_add(1, Ordering::Relaxed);
                 counters.video_bytes_sent.fetch_add(size, Ordering::Relaxed);
                 if encoded.keyframe {
-                    counters.video_keyframes_sent.fetch_add(1, Ordering::Relaxed);
+                    counters
+                        .video_keyframes_sent
+                        .fetch_add(1, Ordering::Relaxed);
                 }
             }
         }));
@@ -205,7 +214,9 @@ impl SendPipeline {
         let counters = self.counters.clone();
         self.tasks.push(tokio::spawn(async move {
             while track.next_keyframe_request().await.is_some() {
-                counters.keyframe_requests_received.fetch_add(1, Ordering::Relaxed);
+                counters
+                    .keyframe_requests_received
+                    .fetch_add(1, Ordering::Relaxed);
                 counters.keyframe_requested.store(true, Ordering::Relaxed);
             }
         }));
@@ -328,7 +339,11 @@ impl ReceivePipeline {
         let mut threads = Vec::new();
 
         let running = Arc::new(AtomicBool::new(true));
-        let (stats, wanted, picture) = (video.clone(), keyframe_wanted.clone(), latest_picture.clone());
+        let (stats, wanted, picture) = (
+            video.clone(),
+            keyframe_wanted.clone(),
+            latest_picture.clone(),
+        );
         let running_video = running.clone();
         threads.extend(spawn_named("video-decode", move || {
             let running = running_video;
@@ -353,12 +368,15 @@ impl ReceivePipeline {
                         match read_frame_stamp(&frame) {
                             Some(stamp) => {
                                 s.stamps_read += 1;
-                                if s.last_stamp_frame.is_some_and(|last| stamp.frame_number <= last) {
+                                if s.last_stamp_frame
+                                    .is_some_and(|last| stamp.frame_number <= last)
+                                {
                                     s.stamps_out_of_order += 1;
                                 }
                                 s.first_stamp_frame.get_or_insert(stamp.frame_number);
                                 s.last_stamp_frame = Some(stamp.frame_number);
-                                let latency = decoded_us as f64 / 1000.0 - stamp.capture_time_ms as f64;
+                                let latency =
+                                    decoded_us as f64 / 1000.0 - stamp.capture_time_ms as f64;
                                 s.latencies_ms.push(latency);
                                 frame.capture_time_us = stamp.capture_time_ms * 1000;
                             }

@@ -3,8 +3,10 @@
 //! `duet call` both talk to it through the same two channels.
 
 use crate::call::pipeline::{MediaSettings, ReceivePipeline, SendCounters, SendPipeline};
-use crate::call::state::{Call, CallEvent, CallState, EndReason, Effect, Role};
-use crate::call::summary::{AudioReceived, AudioSent, CallSummary, Percentiles, ProcessUsage, VideoReceived, VideoSent};
+use crate::call::state::{Call, CallEvent, CallState, Effect, EndReason, Role};
+use crate::call::summary::{
+    AudioReceived, AudioSent, CallSummary, Percentiles, ProcessUsage, VideoReceived, VideoSent,
+};
 use crate::media::frame::AUDIO_SAMPLE_RATE;
 use crate::peer::{Peer, PeerConfig, PeerEvent};
 use crate::signaling::token::PasteToken;
@@ -147,7 +149,9 @@ pub async fn run_call(
                     Ok(token) => {
                         let _ = updates.send(CallUpdate::LocalToken(token)).await;
                     }
-                    Err(e) => effects.extend(call.step(CallEvent::NegotiationFailed(e.to_string()), Instant::now())),
+                    Err(e) => effects.extend(
+                        call.step(CallEvent::NegotiationFailed(e.to_string()), Instant::now()),
+                    ),
                 },
                 Effect::CreateAnswer => {
                     let result = match pending_offer.take() {
@@ -160,7 +164,9 @@ pub async fn run_call(
                             let _ = updates.send(CallUpdate::LocalToken(token)).await;
                             effects.extend(call.step(CallEvent::Negotiated, Instant::now()));
                         }
-                        Err(e) => effects.extend(call.step(CallEvent::NegotiationFailed(e.to_string()), Instant::now())),
+                        Err(e) => effects.extend(
+                            call.step(CallEvent::NegotiationFailed(e.to_string()), Instant::now()),
+                        ),
                     }
                 }
                 Effect::StartMedia => {
@@ -182,7 +188,9 @@ pub async fn run_call(
                 Effect::Close => {
                     timeline.ended = Some(Instant::now());
                     if let Some(pipeline) = sending.take() {
-                        tokio::task::spawn_blocking(move || pipeline.stop()).await.ok();
+                        tokio::task::spawn_blocking(move || pipeline.stop())
+                            .await
+                            .ok();
                     }
                 }
                 Effect::Ended(reason) => end_reason = Some(reason),
@@ -201,7 +209,9 @@ pub async fn run_call(
     summary.rtt_ms = transport.rtt_ms;
     summary.bytes_sent = transport.bytes_sent;
     summary.bytes_received = transport.bytes_received;
-    tokio::task::spawn_blocking(move || receive.stop()).await.ok();
+    tokio::task::spawn_blocking(move || receive.stop())
+        .await
+        .ok();
     summary.process = ProcessUsage::of_this_process();
     let _ = updates
         .send(CallUpdate::Ended {
@@ -223,7 +233,11 @@ fn summarize(
     peer: &Peer,
     receive: &ReceivePipeline,
 ) -> CallSummary {
-    let video = receive.video.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let video = receive
+        .video
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
     let audio = receive.audio.lock().unwrap_or_else(|e| e.into_inner());
     let counters = &peer.counters;
     let load = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::Relaxed);

@@ -55,13 +55,17 @@ pub enum CallState {
     /// An offer came in; our answer is being made.
     Answering,
     /// Both descriptions are applied; ICE and DTLS are working.
-    Connecting { since: Instant },
+    Connecting {
+        since: Instant,
+    },
     Connected {
         since: Instant,
         /// Set while the transport reports disconnected.
         disconnected_at: Option<Instant>,
     },
-    Ended { reason: EndReason },
+    Ended {
+        reason: EndReason,
+    },
 }
 
 /// What the transport (the peer connection) says about itself.
@@ -265,7 +269,10 @@ mod tests {
     fn an_offer_leads_to_a_connected_call_that_starts_media() {
         let t0 = Instant::now();
         let mut call = Call::new();
-        assert_eq!(call.step(CallEvent::StartOffer, t0), vec![Effect::CreateOffer]);
+        assert_eq!(
+            call.step(CallEvent::StartOffer, t0),
+            vec![Effect::CreateOffer]
+        );
         assert_eq!(call.state(), &CallState::Offering);
         assert_eq!(call.step(CallEvent::Negotiated, t0), vec![]);
         assert!(matches!(call.state(), CallState::Connecting { .. }));
@@ -325,7 +332,10 @@ mod tests {
         let mut call = connected_call(Role::Offerer, t0);
         let t1 = t0 + Duration::from_secs(10);
         call.step(CallEvent::Transport(TransportState::Disconnected), t1);
-        assert_eq!(call.step(CallEvent::Tick, t1 + Duration::from_secs(1)), vec![]);
+        assert_eq!(
+            call.step(CallEvent::Tick, t1 + Duration::from_secs(1)),
+            vec![]
+        );
         let effects = call.step(CallEvent::Tick, t1 + DISCONNECT_GRACE);
         assert_eq!(
             effects,
@@ -343,7 +353,10 @@ mod tests {
             CallEvent::Transport(TransportState::Connected),
             t0 + Duration::from_secs(2),
         );
-        assert_eq!(call.step(CallEvent::Tick, t0 + Duration::from_secs(60)), vec![]);
+        assert_eq!(
+            call.step(CallEvent::Tick, t0 + Duration::from_secs(60)),
+            vec![]
+        );
         assert!(matches!(
             call.state(),
             CallState::Connected { since, disconnected_at: None } if *since == t0
@@ -364,7 +377,10 @@ mod tests {
 
         let mut call = connected_call(Role::Answerer, t0);
         let effects = call.step(CallEvent::Transport(TransportState::Failed), t0);
-        assert_eq!(effects.last(), Some(&Effect::Ended(EndReason::ConnectionLost)));
+        assert_eq!(
+            effects.last(),
+            Some(&Effect::Ended(EndReason::ConnectionLost))
+        );
     }
 
     #[test]
@@ -373,7 +389,10 @@ mod tests {
         let mut call = Call::new();
         call.step(CallEvent::OfferReceived, t0);
         call.step(CallEvent::Negotiated, t0);
-        assert_eq!(call.step(CallEvent::Tick, t0 + Duration::from_secs(5)), vec![]);
+        assert_eq!(
+            call.step(CallEvent::Tick, t0 + Duration::from_secs(5)),
+            vec![]
+        );
         let effects = call.step(CallEvent::Tick, t0 + CONNECT_TIMEOUT);
         assert_eq!(effects.last(), Some(&Effect::Ended(EndReason::TimedOut)));
     }

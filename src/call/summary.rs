@@ -88,19 +88,23 @@ pub struct ProcessUsage {
 impl ProcessUsage {
     /// This process's CPU time and peak resident memory so far (Linux; `None` elsewhere).
     pub fn of_this_process() -> Self {
-        let cpu_seconds = std::fs::read_to_string("/proc/self/stat").ok().and_then(|stat| {
-            // Fields after the command name, which may contain spaces, closed by ')'.
-            let rest = &stat[stat.rfind(')')? + 2..];
-            let fields: Vec<&str> = rest.split_whitespace().collect();
-            let utime: f64 = fields.get(11)?.parse().ok()?;
-            let stime: f64 = fields.get(12)?.parse().ok()?;
-            Some((utime + stime) / clock_ticks_per_second())
-        });
-        let peak_rss_mb = std::fs::read_to_string("/proc/self/status").ok().and_then(|status| {
-            let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-            let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
-            Some(kb / 1024.0)
-        });
+        let cpu_seconds = std::fs::read_to_string("/proc/self/stat")
+            .ok()
+            .and_then(|stat| {
+                // Fields after the command name, which may contain spaces, closed by ')'.
+                let rest = &stat[stat.rfind(')')? + 2..];
+                let fields: Vec<&str> = rest.split_whitespace().collect();
+                let utime: f64 = fields.get(11)?.parse().ok()?;
+                let stime: f64 = fields.get(12)?.parse().ok()?;
+                Some((utime + stime) / clock_ticks_per_second())
+            });
+        let peak_rss_mb = std::fs::read_to_string("/proc/self/status")
+            .ok()
+            .and_then(|status| {
+                let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+                let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+                Some(kb / 1024.0)
+            });
         Self {
             cpu_seconds,
             peak_rss_mb,
@@ -140,14 +144,23 @@ fn fmt_opt(value: Option<f64>, unit: &str) -> String {
 fn fmt_latency(p: &Option<Percentiles>) -> String {
     p.map_or_else(
         || "-".to_owned(),
-        |p| format!("median {:.1} ms, p95 {:.1} ms ({} samples)", p.median, p.p95, p.count),
+        |p| {
+            format!(
+                "median {:.1} ms, p95 {:.1} ms ({} samples)",
+                p.median, p.p95, p.count
+            )
+        },
     )
 }
 
 impl std::fmt::Display for CallSummary {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let (vs, vr, ar) = (&self.video_sent, &self.video_received, &self.audio_received);
-        writeln!(f, "call ended: {} ({}, connected {:.1} s)", self.end_reason, self.role, self.connected_seconds)?;
+        writeln!(
+            f,
+            "call ended: {} ({}, connected {:.1} s)",
+            self.end_reason, self.role, self.connected_seconds
+        )?;
         writeln!(
             f,
             "  setup: connected in {}, first remote frame after {}",
@@ -157,7 +170,13 @@ impl std::fmt::Display for CallSummary {
         writeln!(
             f,
             "  video sent: {} frames {}x{}@{} ({} keyframes, {} on request), {} kB",
-            vs.frames_sent, vs.width, vs.height, vs.fps, vs.keyframes, vs.keyframes_on_request, vs.bytes / 1000
+            vs.frames_sent,
+            vs.width,
+            vs.height,
+            vs.fps,
+            vs.keyframes,
+            vs.keyframes_on_request,
+            vs.bytes / 1000
         )?;
         writeln!(
             f,
@@ -170,7 +189,11 @@ impl std::fmt::Display for CallSummary {
             vr.stamps_read,
             vr.stamps_out_of_order
         )?;
-        writeln!(f, "  video latency, capture to decoded: {}", fmt_latency(&vr.latency_ms))?;
+        writeln!(
+            f,
+            "  video latency, capture to decoded: {}",
+            fmt_latency(&vr.latency_ms)
+        )?;
         writeln!(
             f,
             "  audio: sent {} packets; received {} ({:.1} s, {} recovered), tone {}",
@@ -180,7 +203,11 @@ impl std::fmt::Display for CallSummary {
             ar.packets_recovered,
             fmt_opt(ar.frequency_hz, " Hz")
         )?;
-        writeln!(f, "  audio latency, capture to decoded: {}", fmt_latency(&ar.latency_ms))?;
+        writeln!(
+            f,
+            "  audio latency, capture to decoded: {}",
+            fmt_latency(&ar.latency_ms)
+        )?;
         writeln!(
             f,
             "  network: rtt {}, {} kB sent, {} kB received",

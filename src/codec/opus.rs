@@ -93,7 +93,7 @@ mod tests {
         let mut decoder = OpusDecoder::new().expect("decoder");
         let mut tone = StampedTone::new(440.0);
         let mut analyzer = ToneAnalyzer::new();
-        for _ in 0..150 {
+        for _ in 0..250 {
             let frame = tone.next_frame(5_000_000);
             let packet = encoder.encode(&frame.samples).expect("encode");
             assert!(packet.len() < 400);
@@ -103,7 +103,7 @@ mod tests {
         let f = analyzer.dominant_frequency().expect("tone");
         assert!((f - 440.0).abs() <= 2.0, "{f}");
         let marks = analyzer.mark_latencies_ms();
-        assert!(marks.len() >= 4, "{marks:?}");
+        assert!(marks.len() >= 7, "{marks:?}");
         for latency in marks {
             // 50 ms in transit plus the codec's own delay (a few ms).
             assert!((45.0..65.0).contains(latency), "{latency}");
@@ -115,6 +115,9 @@ mod tests {
         let mut decoder = OpusDecoder::new().expect("decoder");
         let _ = decoder.decode(&[0xff; 50]);
         let _ = decoder.decode(&[]);
-        assert_eq!(decoder.recover(None).expect("plc").len(), AUDIO_FRAME_SAMPLES);
+        assert_eq!(
+            decoder.recover(None).expect("plc").len(),
+            AUDIO_FRAME_SAMPLES
+        );
     }
 }

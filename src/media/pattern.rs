@@ -213,8 +213,7 @@ fn draw_stamp(y_plane: &mut [u8], width: usize, geometry: StampGeometry, stamp: 
 /// the picture carries no readable stamp.
 pub fn read_stamp(luma: &[u8], width: usize, height: usize, stride: usize) -> Option<Stamp> {
     let geometry = StampGeometry::for_size(width, height)?;
-    if stride < width || luma.len() < stride * (geometry.band_height().saturating_sub(1)) + width
-    {
+    if stride < width || luma.len() < stride * (geometry.band_height().saturating_sub(1)) + width {
         return None;
     }
     let mut bits = [false; STAMP_BITS];

@@ -245,11 +245,19 @@ mod tests {
         assert!(unit.keyframe);
         assert_eq!(
             unit.data,
-            vec![0, 0, 0, 1, 0x67, 1, 2, 0, 0, 0, 1, 0x68, 3, 0, 0, 0, 1, 0x65, 10, 11, 12, 13]
+            vec![
+                0, 0, 0, 1, 0x67, 1, 2, 0, 0, 0, 1, 0x68, 3, 0, 0, 0, 1, 0x65, 10, 11, 12, 13
+            ]
         );
         // A delta frame follows, in one packet.
         let next = assembler.push(104, 12000, true, &[0x41, 7, 7]);
-        assert!(matches!(next, Some(Assembled::Frame(AccessUnit { keyframe: false, .. }))));
+        assert!(matches!(
+            next,
+            Some(Assembled::Frame(AccessUnit {
+                keyframe: false,
+                ..
+            }))
+        ));
     }
 
     #[test]
@@ -273,7 +281,10 @@ mod tests {
         for (i, p) in packets.iter().enumerate() {
             out = assembler.push(7 + i as u16, 9000, i == 3, p);
         }
-        assert!(matches!(out, Some(Assembled::Frame(AccessUnit { keyframe: true, .. }))));
+        assert!(matches!(
+            out,
+            Some(Assembled::Frame(AccessUnit { keyframe: true, .. }))
+        ));
     }
 
     #[test]

@@ -9,6 +9,7 @@ use crate::call::state::TransportState;
 use crate::signaling::token::{PasteToken, SdpKind};
 use bytes::Bytes;
 use h264_assembler::{AccessUnit, Assembled, H264Assembler};
+use rtc::ice::mdns::MulticastDnsMode;
 use rtc::interceptor::{Registry, Slot};
 use rtc::media::Sample;
 use rtc::media_stream::MediaStreamTrack;
@@ -49,7 +50,8 @@ const PT_OPUS: PayloadType = 111;
 const PT_H264: PayloadType = 102;
 const PT_H264_RTX: PayloadType = 103;
 /// The H.264 that every browser speaks: Constrained Baseline 3.1, non-interleaved.
-pub const H264_FMTP: &str = "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f";
+pub const H264_FMTP: &str =
+    "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f";
 const DATA_CHANNEL_LABEL: &str = "duet";
 /// Keyframe requests are not sent more often than this: one IDR answers many losses.
 const PLI_MIN_INTERVAL: Duration = Duration::from_millis(300);
@@ -133,7 +135,12 @@ pub struct OutgoingTrack {
 
 impl OutgoingTrack {
     /// Packetizes and sends one encoded frame.
-    pub async fn send(&self, data: Bytes, duration: Duration, captured: Instant) -> Result<(), PeerError> {
+    pub async fn send(
+        &self,
+        data: Bytes,
+        duration: Duration,
+        captured: Instant,
+    ) -> Result<(), PeerError> {
         let payload_type = match *self.payload_type.lock().unwrap_or_else(|e| e.into_inner()) {
             Some(pt) => pt,
             None => return Ok(()),
@@ -183,6 +190,8 @@ pub struct Peer {
     pub video: Option<Arc<OutgoingTrack>>,
     pub audio: Option<Arc<OutgoingTrack>>,
     pub counters: Arc<PeerCounters>,
+    /// One stream for both tracks, so a browser plays them in sync.
+    stream_id: String,
 }
 
 struct Handler {
@@ -254,7 +263,11 @@ async fn drain_data_channel(channel: Arc<dyn DataChannel>, events: mpsc::Sender<
 
 /// Reads one remote video track as fast as packets come (the driver's channel drops when
 /// full), rebuilds frames and hands them to the decoder thread.
-async fn drain_remote_video(track: Arc<dyn TrackRemote>, sinks: RemoteSinks, counters: Arc<PeerCounters>) {
+async fn drain_remote_video(
+    track: Arc<dyn TrackRemote>,
+    sinks: RemoteSinks,
+    counters: Arc<PeerCounters>,
+) {
     let media_ssrc = track.ssrcs().await.first().copied().unwrap_or(0);
     let mut assembler = H264Assembler::new();
     let mut last_pli: Option<Instant> = None;
@@ -265,18 +278,29 @@ async fn drain_remote_video(track: Arc<dyn TrackRemote>, sinks: RemoteSinks, cou
             }
             continue;
         };
-        counters.video_packets_received.fetch_add(1, Ordering::Relaxed);
+        counters
+            .video_packets_received
+            .fetch_add(1, Ordering::Relaxed);
         let header = &packet.header;
-        match assembler.push(header.sequence_number, header.timestamp, header.marker, &packet.payload) {
+        match assembler.push(
+            header.sequence_number,
+            header.timestamp,
+            header.marker,
+            &packet.payload,
+        ) {
             Some(Assembled::Frame(unit)) => {
-                counters.video_frames_assembled.fetch_add(1, Ordering::Relaxed);
+                counters
+                    .video_frames_assembled
+                    .fetch_add(1, Ordering::Relaxed);
                 let remote = RemoteVideo {
                     unit,
                     arrival_us: crate::media::frame::wall_clock_us(),
                 };
                 if sinks.video.try_send(remote).is_err() {
                     // The decoder fell behind: what follows references the dropped frame.
-                    counters.video_frames_dropped_in_queue.fetch_add(1, Ordering::Relaxed);
+                    counters
+                        .video_frames_dropped_in_queue
+                        .fetch_add(1, Ordering::Relaxed);
                     sinks.keyframe_wanted.store(true, Ordering::Relaxed);
                 }
             }
@@ -288,7 +312,9 @@ async fn drain_remote_video(track: Arc<dyn TrackRemote>, sinks: RemoteSinks, cou
             && sinks.keyframe_wanted.swap(false, Ordering::Relaxed)
         {
             last_pli = Some(now);
-            counters.keyframe_requests_sent.fetch_add(1, Ordering::Relaxed);
+            counters
+                .keyframe_requests_sent
+                .fetch_add(1, Ordering::Relaxed);
             let pli = PictureLossIndication {
                 sender_ssrc: 0,
                 media_ssrc,
@@ -300,11 +326,17 @@ async fn drain_remote_video(track: Arc<dyn TrackRemote>, sinks: RemoteSinks, cou
     }
 }
 
-async fn drain_remote_audio(track: Arc<dyn TrackRemote>, sinks: RemoteSinks, counters: Arc<PeerCounters>) {
+async fn drain_remote_audio(
+    track: Arc<dyn TrackRemote>,
+    sinks: RemoteSinks,
+    counters: Arc<PeerCounters>,
+) {
     while let Some(event) = track.poll().await {
         match event {
             TrackRemoteEvent::OnRtpPacket(packet) => {
-                counters.audio_packets_received.fetch_add(1, Ordering::Relaxed);
+                counters
+                    .audio_packets_received
+                    .fetch_add(1, Ordering::Relaxed);
                 let remote = RemoteAudio {
                     payload: packet.payload.clone(),
                     sequence_number: packet.header.sequence_number,
@@ -379,15 +411,69 @@ fn media_engine() -> Result<MediaEngine, PeerError> {
     Ok(engine)
 }
 
-fn local_track(kind: RtpCodecKind, codec: RTCRtpCodec, rtx: bool) -> Result<(Arc<TrackLocalStaticSample>, SSRC), PeerError> {
+async fn build_connection(
+    config: &PeerConfig,
+    mdns: MulticastDnsMode,
+    handler: Arc<Handler>,
+) -> Result<Arc<dyn PeerConnection>, PeerError> {
+    let mut engine = media_engine()?;
+    let registry = Registry::new();
+    let registry = configure_nack(registry, &mut engine);
+    configure_simulcast_extension_headers(&mut engine)?;
+    let registry = configure_twcc(registry, &mut engine)?;
+    let registry = configure_rtcp_reports(registry);
+    // App-most: lets PLI/FIR through to the local track, where the encoder hears it.
+    let registry = registry.with(Slot::from(14_000), KeyframeRequestForwarder::default());
+
+    let mut settings = SettingEngineBuilder::new()
+        .with_ice_timeouts(
+            Some(Duration::from_secs(3)),
+            Some(Duration::from_secs(25)),
+            Some(Duration::from_secs(1)),
+        )
+        .with_multicast_dns_mode(mdns);
+    if config.bind.is_some_and(|ip| ip.is_loopback()) {
+        settings = settings.with_include_loopback_candidate(true);
+    }
+    let rtc_config = RTCConfigurationBuilder::new()
+        .with_ice_servers(config.ice_servers.clone())
+        .build();
+    let bind = match config.bind {
+        Some(ip) => std::net::SocketAddr::new(ip, 0).to_string(),
+        None => "0.0.0.0:0".to_owned(),
+    };
+    let runtime = webrtc::runtime::default_runtime()
+        .ok_or_else(|| PeerError::WebRtc(webrtc::error::Error::Other("no async runtime".into())))?;
+    let pc = PeerConnectionBuilder::new()
+        .with_configuration(rtc_config)
+        .with_media_engine(engine)
+        .with_setting_engine(settings.build())
+        .with_interceptor_registry(registry)
+        .with_handler(handler)
+        .with_runtime(runtime)
+        .with_udp_addrs(vec![bind])
+        .build()
+        .await?;
+    Ok(Arc::new(pc))
+}
+
+fn local_track(
+    stream_id: &str,
+    kind: RtpCodecKind,
+    codec: RTCRtpCodec,
+    rtx: bool,
+) -> Result<(Arc<TrackLocalStaticSample>, SSRC), PeerError> {
     let ssrc = rand::random::<u32>();
     let label = match kind {
         RtpCodecKind::Video => "video",
         _ => "audio",
     };
+    // Ids must be unique across both ends: webrtc-rs routes RTCP by track id, and a far
+    // side's track with the same id would take our keyframe requests.
+    let id: u64 = rand::random();
     let track = MediaStreamTrack::new(
-        "duet".to_owned(),
-        format!("duet-{label}"),
+        stream_id.to_owned(),
+        format!("duet-{label}-{id:016x}"),
         format!("duet {label}"),
         kind,
         vec![RTCRtpEncodingParameters {
@@ -402,34 +488,19 @@ fn local_track(kind: RtpCodecKind, codec: RTCRtpCodec, rtx: bool) -> Result<(Arc
             ..Default::default()
         }],
     );
-    Ok((Arc::new(TrackLocalStaticSample::new(Instant::now(), track)?), ssrc))
+    Ok((
+        Arc::new(TrackLocalStaticSample::new(Instant::now(), track)?),
+        ssrc,
+    ))
 }
 
 impl Peer {
     /// Builds the connection and its local tracks. Remote media goes to `sinks`; state
     /// changes and control messages come out of the returned receiver.
-    pub async fn new(config: PeerConfig, sinks: RemoteSinks) -> Result<(Self, mpsc::Receiver<PeerEvent>), PeerError> {
-        let mut engine = media_engine()?;
-        let registry = Registry::new();
-        let registry = configure_nack(registry, &mut engine);
-        configure_simulcast_extension_headers(&mut engine)?;
-        let registry = configure_twcc(registry, &mut engine)?;
-        let registry = configure_rtcp_reports(registry);
-        // App-most: lets PLI/FIR through to the local track, where the encoder hears it.
-        let registry = registry.with(Slot::from(14_000), KeyframeRequestForwarder::default());
-
-        let mut settings = SettingEngineBuilder::new().with_ice_timeouts(
-            Some(Duration::from_secs(3)),
-            Some(Duration::from_secs(25)),
-            Some(Duration::from_secs(1)),
-        );
-        if config.bind.is_some_and(|ip| ip.is_loopback()) {
-            settings = settings.with_include_loopback_candidate(true);
-        }
-        let rtc_config = RTCConfigurationBuilder::new()
-            .with_ice_servers(config.ice_servers.clone())
-            .build();
-
+    pub async fn new(
+        config: PeerConfig,
+        sinks: RemoteSinks,
+    ) -> Result<(Self, mpsc::Receiver<PeerEvent>), PeerError> {
         let (events_tx, events_rx) = mpsc::channel(64);
         let (gathered_tx, gathered_rx) = tokio::sync::watch::channel(false);
         let counters = Arc::new(PeerCounters::default());
@@ -441,23 +512,25 @@ impl Peer {
             counters: counters.clone(),
             data_channel: data_channel.clone(),
         });
-        let bind = match config.bind {
-            Some(ip) => std::net::SocketAddr::new(ip, 0).to_string(),
-            None => "0.0.0.0:0".to_owned(),
+        // Browsers hide their addresses behind mDNS names, so resolving them is on by
+        // default. A host with no multicast route (a bare network namespace) cannot open the
+        // mDNS socket: then the call goes on without it.
+        let loopback_only = config.bind.is_some_and(|ip| ip.is_loopback());
+        let first_try = if loopback_only {
+            MulticastDnsMode::Disabled
+        } else {
+            MulticastDnsMode::QueryOnly
         };
-        let runtime = webrtc::runtime::default_runtime()
-            .ok_or_else(|| PeerError::WebRtc(webrtc::error::Error::Other("no async runtime".into())))?;
-        let pc = PeerConnectionBuilder::new()
-            .with_configuration(rtc_config)
-            .with_media_engine(engine)
-            .with_setting_engine(settings.build())
-            .with_interceptor_registry(registry)
-            .with_handler(handler)
-            .with_runtime(runtime)
-            .with_udp_addrs(vec![bind])
-            .build()
-            .await?;
-        let pc: Arc<dyn PeerConnection> = Arc::new(pc);
+        let pc = match build_connection(&config, first_try, handler.clone()).await {
+            Ok(pc) => pc,
+            Err(e) if first_try != MulticastDnsMode::Disabled => {
+                tracing::info!(
+                    "mDNS is unavailable here ({e}); .local candidates will not resolve"
+                );
+                build_connection(&config, MulticastDnsMode::Disabled, handler).await?
+            }
+            Err(e) => return Err(e),
+        };
 
         let mut peer = Peer {
             pc,
@@ -467,23 +540,38 @@ impl Peer {
             video: None,
             audio: None,
             counters,
+            stream_id: format!("duet-{:016x}", rand::random::<u64>()),
         };
         if config.send_video {
-            peer.video = Some(peer.add_track(RtpCodecKind::Video, h264_codec(), true).await?);
+            peer.video = Some(
+                peer.add_track(RtpCodecKind::Video, h264_codec(), true)
+                    .await?,
+            );
         } else {
             peer.add_receive_only(RtpCodecKind::Video).await?;
         }
         if config.send_audio {
-            peer.audio = Some(peer.add_track(RtpCodecKind::Audio, opus_codec(), false).await?);
+            peer.audio = Some(
+                peer.add_track(RtpCodecKind::Audio, opus_codec(), false)
+                    .await?,
+            );
         } else {
             peer.add_receive_only(RtpCodecKind::Audio).await?;
         }
         Ok((peer, events_rx))
     }
 
-    async fn add_track(&self, kind: RtpCodecKind, codec: RTCRtpCodec, rtx: bool) -> Result<Arc<OutgoingTrack>, PeerError> {
-        let (track, ssrc) = local_track(kind, codec, rtx)?;
-        let sender = self.pc.add_track(track.clone() as Arc<dyn TrackLocal>).await?;
+    async fn add_track(
+        &self,
+        kind: RtpCodecKind,
+        codec: RTCRtpCodec,
+        rtx: bool,
+    ) -> Result<Arc<OutgoingTrack>, PeerError> {
+        let (track, ssrc) = local_track(&self.stream_id, kind, codec, rtx)?;
+        let sender = self
+            .pc
+            .add_track(track.clone() as Arc<dyn TrackLocal>)
+            .await?;
         Ok(Arc::new(OutgoingTrack {
             track,
             sender,
@@ -508,7 +596,10 @@ impl Peer {
 
     /// Makes the offer and waits for ICE gathering, so the token carries every candidate.
     pub async fn create_offer(&self) -> Result<PasteToken, PeerError> {
-        let channel = self.pc.create_data_channel(DATA_CHANNEL_LABEL, None).await?;
+        let channel = self
+            .pc
+            .create_data_channel(DATA_CHANNEL_LABEL, None)
+            .await?;
         *self.data_channel.lock().unwrap_or_else(|e| e.into_inner()) = Some(channel.clone());
         tokio::spawn(drain_data_channel(channel, self.events_tx.clone()));
         let offer = self.pc.create_offer(None).await?;
@@ -518,7 +609,9 @@ impl Peer {
 
     /// Applies the far side's offer, makes the answer and waits for ICE gathering.
     pub async fn accept_offer(&self, offer: &PasteToken) -> Result<PasteToken, PeerError> {
-        self.pc.set_remote_description(offer.to_session_description()?).await?;
+        self.pc
+            .set_remote_description(offer.to_session_description()?)
+            .await?;
         let answer = self.pc.create_answer(None).await?;
         self.pc.set_local_description(answer).await?;
         let token = self.gathered_description().await?;
@@ -528,7 +621,9 @@ impl Peer {
 
     /// Applies the far side's answer to our offer.
     pub async fn accept_answer(&self, answer: &PasteToken) -> Result<(), PeerError> {
-        self.pc.set_remote_description(answer.to_session_description()?).await?;
+        self.pc
+            .set_remote_description(answer.to_session_description()?)
+            .await?;
         self.resolve_payload_types().await;
         Ok(())
     }
@@ -550,14 +645,19 @@ impl Peer {
             .local_description()
             .await
             .ok_or(PeerError::NoLocalDescription)?;
-        let token = PasteToken::from_session_description(&desc).ok_or(PeerError::NoLocalDescription)?;
+        let token =
+            PasteToken::from_session_description(&desc).ok_or(PeerError::NoLocalDescription)?;
         debug_assert!(matches!(token.kind, SdpKind::Offer | SdpKind::Answer));
         Ok(token)
     }
 
     /// Sends a control message on the data channel, if it is open.
     pub async fn send_message(&self, text: &str) -> bool {
-        let channel = self.data_channel.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let channel = self
+            .data_channel
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
         match channel {
             Some(channel) => channel.send_text(text).await.is_ok(),
             None => false,

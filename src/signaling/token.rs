@@ -56,7 +56,9 @@ pub enum TokenError {
     NotAToken(SdpKind),
     #[error("the token looks cut off ({length} characters): copy the whole line, it is expected to hold {}", article(*.expected))]
     CutOff { length: usize, expected: SdpKind },
-    #[error("the JSON is not a session description: expected {{\"type\":\"{0}\",\"sdp\":\"v=0...\"}}")]
+    #[error(
+        "the JSON is not a session description: expected {{\"type\":\"{0}\",\"sdp\":\"v=0...\"}}"
+    )]
     WrongShape(SdpKind),
     #[error("this is {}, but {} is expected here: {}", article(*.found), article(*.expected), hint_for(*.expected))]
     WrongKind { expected: SdpKind, found: SdpKind },
@@ -86,7 +88,8 @@ fn what_is_expected(kind: SdpKind) -> String {
 /// Decodes base64 with either alphabet, padded or not: browsers' `btoa` pads, other tools
 /// use the URL-safe form.
 fn decode_base64(text: &str) -> Option<Vec<u8>> {
-    let config = GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent);
+    let config =
+        GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent);
     [
         GeneralPurpose::new(&alphabet::STANDARD, config),
         GeneralPurpose::new(&alphabet::URL_SAFE, config),
@@ -124,7 +127,12 @@ impl PasteToken {
             return Err(TokenError::Empty(expected));
         }
         let token = if trimmed.starts_with("v=0") {
-            Self::new(expected, trimmed.to_owned())
+            Self::new(
+                expected,
+                format!("{trimmed}\n")
+                    .replace("\r\n", "\n")
+                    .replace('\n', "\r\n"),
+            )
         } else if trimmed.starts_with('{') {
             Self::from_json(trimmed.as_bytes(), trimmed.len(), expected)?
         } else {
@@ -235,7 +243,10 @@ mod tests {
         assert!(line.starts_with("eyJ") && !line.contains('\n'));
         assert_eq!(PasteToken::parse(&line, SdpKind::Offer), Ok(token.clone()));
         let wrapped = format!("  \"{}\n{}\"\n", &line[..40], &line[40..]);
-        assert_eq!(PasteToken::parse(&wrapped, SdpKind::Offer), Ok(token.clone()));
+        assert_eq!(
+            PasteToken::parse(&wrapped, SdpKind::Offer),
+            Ok(token.clone())
+        );
         let json = serde_json::to_string(&token).expect("json");
         assert_eq!(PasteToken::parse(&json, SdpKind::Offer), Ok(token.clone()));
         assert_eq!(PasteToken::parse(SDP, SdpKind::Offer), Ok(token));
@@ -252,7 +263,10 @@ mod tests {
             (offer[..offer.len() / 2 + 1].into(), "cut off"),
             ("{\"type\":\"offer\",\"sdp\":\"v=0".into(), "cut off"),
             ("{\"name\":\"bob\"}".into(), "expected {\"type\":\"offer\""),
-            ("{\"type\":\"pranswer\",\"sdp\":\"v=0\"}".into(), "not a session description"),
+            (
+                "{\"type\":\"pranswer\",\"sdp\":\"v=0\"}".into(),
+                "not a session description",
+            ),
             (
                 PasteToken::new(SdpKind::Answer, SDP.into()).encode(),
                 "this is an answer, but an offer is expected",
@@ -261,8 +275,14 @@ mod tests {
                 PasteToken::new(SdpKind::Offer, "v=0\r\ns=-\r\n".into()).encode(),
                 "no media",
             ),
-            ("x".repeat(3_000_000), "far more than any session description"),
-            ("eyJ".to_string() + &"A".repeat(5000), "not a session description"),
+            (
+                "x".repeat(3_000_000),
+                "far more than any session description",
+            ),
+            (
+                "eyJ".to_string() + &"A".repeat(5000),
+                "not a session description",
+            ),
         ];
         for (input, hint) in cases {
             let err = PasteToken::parse(&input, SdpKind::Offer).expect_err("refused");
@@ -275,10 +295,23 @@ mod tests {
     fn random_bytes_never_panic_the_parser() {
         let mut seed = 7u64;
         let mut next = || {
-            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             (seed >> 33) as u32
         };
-        let pieces = ["v=0\r\n", "m=", "a=", "c=IN IP4 ", "o=", "\r\n", " ", ":", "/", "9"];
+        let pieces = [
+            "v=0\r\n",
+            "m=",
+            "a=",
+            "c=IN IP4 ",
+            "o=",
+            "\r\n",
+            " ",
+            ":",
+            "/",
+            "9",
+        ];
         for _ in 0..2000 {
             let mut text = String::from("v=0\r\n");
             for _ in 0..(next() % 30) {

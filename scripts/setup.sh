@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Installs what Duet needs to build and test on Debian 12: the C toolchain pieces the crates
+# build with (cmake for libopus, nasm for openh264's assembly, libclang for bindgen, ALSA
+# headers) and the tools the tests use (nftables and iproute2 for lossy network namespaces).
+# Idempotent; uses sudo when not root. Rust itself comes from rustup (1.85 or newer).
+set -euo pipefail
+
+packages=(build-essential pkg-config cmake nasm libclang-dev libasound2-dev nftables iproute2 util-linux procps)
+
+sudo=""
+if [ "$(id -u)" -ne 0 ]; then
+  sudo="sudo"
+fi
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "setup: installing ${missing[*]}"
+  $sudo apt-get update -q
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+if ! command -v cargo >/dev/null 2>&1; then
+  echo "setup: cargo is missing: install Rust 1.85 or newer with rustup, then run this again" >&2
+  exit 1
+fi
+for component in rustfmt clippy; do
+  if ! cargo "${component/rustfmt/fmt}" --version >/dev/null 2>&1; then
+    rustup component add "$component"
+  fi
+done

@@ -1,0 +1,231 @@
+//! Two real `duet call` processes calling each other over loopback: tokens through pipes,
+//! every candidate on 127.0.0.1, stamped video and tone both ways.
+
+mod common;
+
+use duet::call::CallSummary;
+use duet::call::pipeline::MediaSettings;
+use duet::loopback::{LoopbackOptions, run_loopback};
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+fn small_call() -> MediaSettings {
+    MediaSettings {
+        width: 320,
+        height: 240,
+        fps: 30,
+        video_bitrate_bps: 300_000,
+        ..MediaSettings::default()
+    }
+}
+
+/// The receiver decoded at least 90 % of what the sender sent after the receiver's first
+/// keyframe, every decoded picture carried a stamp, and the stamps came in order.
+fn assert_saw_video(receiver: &CallSummary, sender: &CallSummary, side: &str) {
+    let rx = &receiver.video_received;
+    let first = rx
+        .first_stamp_frame
+        .unwrap_or_else(|| panic!("{side} read no stamp: {receiver:#?}")) as u64;
+    let sent_after_first = sender.video_sent.frames_sent.saturating_sub(first);
+    assert!(
+        sent_after_first > 60,
+        "{side}: too few frames sent to judge: {sender:#?}"
+    );
+    assert!(
+        rx.frames_decoded * 10 >= sent_after_first * 9,
+        "{side} decoded {} of {} frames sent after its first keyframe",
+        rx.frames_decoded,
+        sent_after_first
+    );
+    assert_eq!(
+        rx.stamps_read, rx.frames_decoded,
+        "{side}: a decoded frame had no readable stamp"
+    );
+    assert_eq!(rx.stamps_out_of_order, 0, "{side}: stamps out of order");
+    let latency = rx
+        .latency_ms
+        .unwrap_or_else(|| panic!("{side}: no latency"));
+    assert!(
+        latency.median > 0.0 && latency.median < 500.0,
+        "{side}: {latency:?}"
+    );
+}
+
+fn assert_heard_tone(receiver: &CallSummary, hz: f64, side: &str) {
+    let heard = receiver
+        .audio_received
+        .frequency_hz
+        .unwrap_or_else(|| panic!("{side} heard no tone: {receiver:#?}"));
+    assert!(
+        (heard - hz).abs() <= 3.0,
+        "{side} heard {heard} Hz, expected {hz}"
+    );
+    let marks = receiver
+        .audio_received
+        .latency_ms
+        .unwrap_or_else(|| panic!("{side} read no marks"));
+    assert!(
+        marks.median > 0.0 && marks.median < 500.0,
+        "{side}: {marks:?}"
+    );
+}
+
+#[test]
+fn two_duet_processes_see_and_hear_each_other() {
+    let options = LoopbackOptions {
+        duet: common::duet(),
+        media: small_call(),
+        duration: Duration::from_secs(5),
+        work_dir: common::scratch("see-and-hear"),
+    };
+    let result = run_loopback(&options).expect("loopback call");
+    let (offerer, answerer) = (&result.offerer, &result.answerer);
+    assert_saw_video(answerer, offerer, "answerer");
+    assert_saw_video(offerer, answerer, "offerer");
+    assert_heard_tone(answerer, 440.0, "answerer");
+    assert_heard_tone(offerer, 660.0, "offerer");
+    // The offerer hung up after --duration; the far side heard it as such.
+    assert_eq!(offerer.end_reason, "you hung up");
+    assert_eq!(answerer.end_reason, "remote hung up");
+    assert!(
+        offerer.rtt_ms.is_some_and(|rtt| rtt < 100.0),
+        "{:?}",
+        offerer.rtt_ms
+    );
+}
+
+/// Starts an offer/answer pair by hand, tokens through pipes; returns the children and a
+/// receiver of the answerer's stderr lines.
+fn start_pair(
+    dir: &std::path::Path,
+) -> (
+    std::process::Child,
+    std::process::Child,
+    mpsc::Receiver<String>,
+) {
+    let common_args = [
+        "--bind",
+        "127.0.0.1",
+        "--size",
+        "320x240",
+        "--bitrate",
+        "300",
+    ];
+    let mut offerer = Command::new(common::duet())
+        .args(["call", "--offer"])
+        .args(common_args)
+        .arg("--stats-json")
+        .arg(dir.join("offer.json"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("offerer");
+    let mut offer = String::new();
+    BufReader::new(offerer.stdout.take().expect("stdout"))
+        .read_line(&mut offer)
+        .expect("offer token");
+    let mut answerer = Command::new(common::duet())
+        .args(["call", "--answer"])
+        .args(common_args)
+        .arg("--stats-json")
+        .arg(dir.join("answer.json"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("answerer");
+    answerer
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(offer.as_bytes())
+        .expect("offer in");
+    let mut answer = String::new();
+    let mut answer_out = BufReader::new(answerer.stdout.take().expect("stdout"));
+    answer_out.read_line(&mut answer).expect("answer token");
+    std::thread::spawn(move || std::io::copy(&mut answer_out, &mut std::io::sink()));
+    let mut offer_in = offerer.stdin.take().expect("stdin");
+    offer_in.write_all(answer.as_bytes()).expect("answer in");
+    // Keep the offerer's stdin open, as a person's terminal would be.
+    std::mem::forget(offer_in);
+    let (tx, rx) = mpsc::channel();
+    let stderr = answerer.stderr.take().expect("stderr");
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    (offerer, answerer, rx)
+}
+
+fn wait_for_line(lines: &mpsc::Receiver<String>, needle: &str, timeout: Duration) {
+    let deadline = Instant::now() + timeout;
+    while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+        match lines.recv_timeout(left) {
+            Ok(line) if line.contains(needle) => return,
+            Ok(_) => {}
+            Err(_) => break,
+        }
+    }
+    panic!("no {needle:?} within {timeout:?}");
+}
+
+#[test]
+fn killing_one_side_ends_the_other_with_connection_lost() {
+    let dir = common::scratch("vanish");
+    let (mut offerer, mut answerer, lines) = start_pair(&dir);
+    wait_for_line(&lines, "connected", Duration::from_secs(20));
+    std::thread::sleep(Duration::from_secs(1));
+    offerer.kill().expect("kill");
+    let _ = offerer.wait();
+    let killed_at = Instant::now();
+    let status = loop {
+        if let Some(status) = answerer.try_wait().expect("wait") {
+            break status;
+        }
+        if killed_at.elapsed() > Duration::from_secs(20) {
+            let _ = answerer.kill();
+            panic!("the answerer still runs 20 s after its peer vanished");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let took = killed_at.elapsed();
+    assert!(!status.success(), "a lost call is not a success");
+    let summary: CallSummary =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("answer.json")).expect("stats"))
+            .expect("json");
+    assert_eq!(summary.end_reason, "connection lost");
+    assert!(took < Duration::from_secs(15), "took {took:?} to notice");
+    assert!(summary.video_received.frames_decoded > 0);
+}
+
+#[test]
+fn ctrl_c_hangs_up_cleanly_and_the_far_side_hears_it() {
+    let dir = common::scratch("ctrl-c");
+    let (mut offerer, mut answerer, lines) = start_pair(&dir);
+    wait_for_line(&lines, "connected", Duration::from_secs(20));
+    std::thread::sleep(Duration::from_secs(1));
+    let pid = answerer.id().to_string();
+    let sent = Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .expect("kill -INT");
+    assert!(sent.success());
+    let answer_status = answerer.wait().expect("answerer ends");
+    let offer_status = offerer.wait().expect("offerer ends");
+    assert!(
+        answer_status.success() && offer_status.success(),
+        "{answer_status:?} {offer_status:?} {:?} {:?}",
+        std::fs::read_to_string(dir.join("answer.json")),
+        std::fs::read_to_string(dir.join("offer.json"))
+    );
+    let read = |name: &str| -> CallSummary {
+        serde_json::from_str(&std::fs::read_to_string(dir.join(name)).expect("stats"))
+            .expect("json")
+    };
+    assert_eq!(read("answer.json").end_reason, "you hung up");
+    assert_eq!(read("offer.json").end_reason, "remote hung up");
+}
