@@ -18,9 +18,21 @@ struct Case {
 }
 
 const CASES: [Case; 3] = [
-    Case { width: 320, height: 240, kbps: 400 },
-    Case { width: 640, height: 480, kbps: 1_000 },
-    Case { width: 1280, height: 720, kbps: 2_500 },
+    Case {
+        width: 320,
+        height: 240,
+        kbps: 400,
+    },
+    Case {
+        width: 640,
+        height: 480,
+        kbps: 1_000,
+    },
+    Case {
+        width: 1280,
+        height: 720,
+        kbps: 2_500,
+    },
 ];
 
 fn opt(value: Option<f64>) -> String {
@@ -49,7 +61,10 @@ fn main() -> ExitCode {
     let mut seconds = 30.0;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
-        match (arg.as_str(), args.next().and_then(|v| v.parse::<f64>().ok())) {
+        match (
+            arg.as_str(),
+            args.next().and_then(|v| v.parse::<f64>().ok()),
+        ) {
             ("--seconds", Some(s)) if s > 0.0 => seconds = s,
             _ => {
                 eprintln!("usage: duet-bench [--seconds N]   (N > 0, default 30)");
@@ -65,13 +80,19 @@ fn main() -> ExitCode {
         }
     };
     if !duet.exists() {
-        eprintln!("duet-bench: {} is missing: run `cargo build --bins` first", duet.display());
+        eprintln!(
+            "duet-bench: {} is missing: run `cargo build --bins` first",
+            duet.display()
+        );
         return ExitCode::FAILURE;
     }
     let mut rows = Vec::new();
     for case in CASES {
         let size = format!("{}x{}", case.width, case.height);
-        eprintln!("duet-bench: {size} @ 30 fps, {} kbit/s, {seconds} s ...", case.kbps);
+        eprintln!(
+            "duet-bench: {size} @ 30 fps, {} kbit/s, {seconds} s ...",
+            case.kbps
+        );
         let options = LoopbackOptions {
             duet: duet.clone(),
             media: MediaSettings {
@@ -86,8 +107,18 @@ fn main() -> ExitCode {
         };
         match run_loopback(&options) {
             Ok(result) => {
-                rows.push(row(&size, "offerer", &result.offerer, result.offerer.connected_seconds));
-                rows.push(row(&size, "answerer", &result.answerer, result.answerer.connected_seconds));
+                rows.push(row(
+                    &size,
+                    "offerer",
+                    &result.offerer,
+                    result.offerer.connected_seconds,
+                ));
+                rows.push(row(
+                    &size,
+                    "answerer",
+                    &result.answerer,
+                    result.answerer.connected_seconds,
+                ));
                 let _ = std::fs::remove_dir_all(&options.work_dir);
             }
             Err(e) => {
@@ -98,11 +129,17 @@ fn main() -> ExitCode {
     }
     println!("Loopback calls, two duet processes, 30 fps H.264 + Opus, {seconds} s each.");
     println!("Latency: capture on the far side to decoded on this side (ms). CPU: this process,");
-    println!("whole call (s, and % of one core over the connected time). First frame: answer applied");
+    println!(
+        "whole call (s, and % of one core over the connected time). First frame: answer applied"
+    );
     println!("to first decoded remote frame (ms).");
     println!();
-    println!("|      size | side     | video50 | video95 | audio50 | audio95 | cpu s  | cpu % | rss MB  | 1st fr ms| rx fps  |");
-    println!("|-----------|----------|---------|---------|---------|---------|--------|-------|---------|----------|---------|");
+    println!(
+        "|      size | side     | video50 | video95 | audio50 | audio95 | cpu s  | cpu % | rss MB  | 1st fr ms| rx fps  |"
+    );
+    println!(
+        "|-----------|----------|---------|---------|---------|---------|--------|-------|---------|----------|---------|"
+    );
     for row in rows {
         println!("{row}");
     }

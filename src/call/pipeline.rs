@@ -51,6 +51,8 @@ pub struct SendCounters {
     pub video_frames_sent: AtomicU64,
     pub video_keyframes_sent: AtomicU64,
     pub video_keyframes_on_request: AtomicU64,
+    /// Keyframes forced because this side dropped an encoded frame (the network was behind).
+    pub video_keyframes_after_drop: AtomicU64,
     pub video_frames_dropped: AtomicU64,
     pub video_bytes_sent: AtomicU64,
     pub encode_errors: AtomicU64,
@@ -191,6 +193,9 @@ impl SendPipeline {
                         .video_frames_dropped
                         .fetch_add(1, Ordering::Relaxed);
                     encoder.request_keyframe();
+                    counters
+                        .video_keyframes_after_drop
+                        .fetch_add(1, Ordering::Relaxed);
                     continue;
                 }
                 counters.video_frames_sent.fetch_add(1, Ordering::Relaxed);

@@ -267,6 +267,7 @@ fn summarize(
             frames_dropped: load(&sent.video_frames_dropped),
             keyframes: load(&sent.video_keyframes_sent),
             keyframes_on_request: load(&sent.video_keyframes_on_request),
+            keyframes_after_drop: load(&sent.video_keyframes_after_drop),
             keyframe_requests_received: load(&sent.keyframe_requests_received),
             bytes: load(&sent.video_bytes_sent),
         },

@@ -38,6 +38,8 @@ pub struct VideoSent {
     pub keyframes: u64,
     /// Keyframes forced because the far side asked (PLI/FIR).
     pub keyframes_on_request: u64,
+    /// Keyframes forced because this side had to drop an encoded frame.
+    pub keyframes_after_drop: u64,
     pub keyframe_requests_received: u64,
     pub bytes: u64,
 }

@@ -116,6 +116,12 @@ impl H264Assembler {
         Some(Assembled::Frame(frame))
     }
 
+    /// A frame this one handed on was dropped downstream: what follows cannot be decoded
+    /// until the next IDR.
+    pub fn require_keyframe(&mut self) {
+        self.waiting_for_keyframe = true;
+    }
+
     fn lose(&mut self) -> Assembled {
         self.waiting_for_keyframe = true;
         Assembled::NeedKeyframe

@@ -301,6 +301,7 @@ async fn drain_remote_video(
                     counters
                         .video_frames_dropped_in_queue
                         .fetch_add(1, Ordering::Relaxed);
+                    assembler.require_keyframe();
                     sinks.keyframe_wanted.store(true, Ordering::Relaxed);
                 }
             }
