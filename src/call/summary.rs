@@ -171,14 +171,15 @@ impl std::fmt::Display for CallSummary {
         )?;
         writeln!(
             f,
-            "  video sent: {} frames {}x{}@{} ({} keyframes, {} on request), {} kB",
+            "  video sent: {} frames {}x{}@{}, {} kB; {} keyframes: first, {} asked for by the far side, {} after a local drop",
             vs.frames_sent,
             vs.width,
             vs.height,
             vs.fps,
+            vs.bytes / 1000,
             vs.keyframes,
             vs.keyframes_on_request,
-            vs.bytes / 1000
+            vs.keyframes_after_drop
         )?;
         writeln!(
             f,
