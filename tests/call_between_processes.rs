@@ -193,6 +193,7 @@ fn killing_one_side_ends_the_other_with_connection_lost() {
         std::thread::sleep(Duration::from_millis(100));
     };
     let took = killed_at.elapsed();
+    eprintln!("the answerer noticed the vanished peer after {took:?}");
     assert!(!status.success(), "a lost call is not a success");
     let summary: CallSummary =
         serde_json::from_str(&std::fs::read_to_string(dir.join("answer.json")).expect("stats"))
