@@ -1,13 +1,17 @@
-//! `duet call`: a call without a window, driving the same call runner as the window. Tokens
-//! go out on stdout (one line, nothing else before it) and come in on stdin or from a file;
-//! progress goes to stderr; the summary ends the output.
+//! `duet call`: a call without a window, driving the same call runner as the window. By
+//! paste: tokens go out on stdout (one line, nothing else before it) and come in on stdin or
+//! from a file. By room: through a `duet signal` server, candidates trickled. Progress goes
+//! to stderr; the summary ends the output.
 
 use crate::call::pipeline::MediaSettings;
 use crate::call::{
     CallCommand, CallOptions, CallState, CallSummary, CallUpdate, EndReason, run_call,
 };
 use crate::peer::PeerConfig;
+use crate::signaling::client::{RoomSession, SignalingError};
+use crate::signaling::protocol::{IceServer, Message};
 use crate::signaling::token::{PasteToken, SdpKind, TokenError};
+use rtc::peer_connection::transport::RTCIceServer;
 use std::io::Write;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -22,14 +26,30 @@ pub enum PasteRole {
     Answer,
 }
 
+/// How the two ends find each other.
+#[derive(Clone, Debug)]
+pub enum Rendezvous {
+    /// By copy and paste; `token_file` replaces stdin.
+    Paste {
+        role: PasteRole,
+        token_file: Option<PathBuf>,
+    },
+    /// Through a signaling server's room.
+    Room { server: String, room: String },
+}
+
 /// Everything `duet call` was asked to do.
 #[derive(Clone, Debug)]
 pub struct HeadlessCall {
-    pub role: PasteRole,
-    /// Read the far side's token from this file instead of stdin.
-    pub token_file: Option<PathBuf>,
+    pub rendezvous: Rendezvous,
     pub bind: Option<IpAddr>,
     pub media: MediaSettings,
+    /// ICE servers of our own; a room's server may add more.
+    pub ice_servers: Vec<IceServer>,
+    pub relay_only: bool,
+    /// In a room, pick the test tone by role once known (440 Hz calling, 660 Hz answering),
+    /// so each side hears a different tone.
+    pub tone_by_role: bool,
     /// Hang up this long after connecting.
     pub duration: Option<Duration>,
     pub stats_json: Option<PathBuf>,
@@ -103,26 +123,97 @@ fn say(message: &str) {
     let _ = writeln!(std::io::stderr(), "duet: {message}");
 }
 
+fn rtc_ice_servers(servers: &[IceServer]) -> Vec<RTCIceServer> {
+    servers
+        .iter()
+        .map(|s| RTCIceServer {
+            urls: s.urls.clone(),
+            username: s.username.clone(),
+            credential: s.credential.clone(),
+        })
+        .collect()
+}
+
+/// The signaling connection of a room call, while it lasts.
+struct Room {
+    session: Option<RoomSession>,
+}
+
+impl Room {
+    async fn send(&mut self, message: Message) {
+        if let Some(session) = self.session.as_mut()
+            && session.send(&message).await.is_err()
+        {
+            self.session = None;
+        }
+    }
+
+    async fn recv(&mut self) -> Option<Message> {
+        match self.session.as_mut() {
+            Some(session) => session.recv().await,
+            None => std::future::pending().await,
+        }
+    }
+}
+
 impl HeadlessCall {
     /// Runs the call to its end.
     pub async fn run(self) -> HeadlessOutcome {
-        let (command_tx, command_rx) = mpsc::channel(8);
-        let (update_tx, mut update_rx) = mpsc::channel(32);
+        let mut ice_servers = self.ice_servers.clone();
+        let mut room: Option<Room> = None;
+        let mut we_offer = false;
+        if let Rendezvous::Room { server, room: name } = &self.rendezvous {
+            say(&format!("joining room {name:?} at {server}"));
+            match crate::signaling::client::join(server, name).await {
+                Ok((joined, session)) => {
+                    ice_servers.extend(joined.ice_servers);
+                    we_offer = joined.peers >= 2;
+                    say(if we_offer {
+                        "the other person is here: calling"
+                    } else {
+                        "waiting for the other person to join"
+                    });
+                    room = Some(Room {
+                        session: Some(session),
+                    });
+                }
+                Err(e) => return self.signaling_failed(e),
+            }
+        }
+
+        let (command_tx, command_rx) = mpsc::channel(64);
+        let (update_tx, mut update_rx) = mpsc::channel(64);
+        let mut media = self.media.clone();
+        if room.is_some() && self.tone_by_role {
+            media.tone_hz = if we_offer { 440.0 } else { 660.0 };
+        }
         let options = CallOptions {
             peer: PeerConfig {
                 bind: self.bind,
+                ice_servers: rtc_ice_servers(&ice_servers),
+                relay_only: self.relay_only,
                 ..Default::default()
             },
-            media: self.media.clone(),
+            media,
+            trickle: room.is_some(),
+            name: "duet".into(),
         };
         let runner = tokio::spawn(run_call(options, command_rx, update_tx));
 
-        let first = match self.role {
-            PasteRole::Offer => CallCommand::StartOffer,
-            PasteRole::Answer => {
+        let paste_role = match &self.rendezvous {
+            Rendezvous::Paste { role, .. } => Some(*role),
+            Rendezvous::Room { .. } => None,
+        };
+        match paste_role {
+            Some(PasteRole::Offer) => {
+                let _ = command_tx.send(CallCommand::StartOffer).await;
+            }
+            Some(PasteRole::Answer) => {
                 say("paste the offer token and press Enter");
                 match self.incoming_token(SdpKind::Offer).await {
-                    Ok(offer) => CallCommand::AcceptOffer(offer),
+                    Ok(offer) => {
+                        let _ = command_tx.send(CallCommand::AcceptOffer(offer)).await;
+                    }
                     Err(e) => {
                         drop(command_tx);
                         let _ = runner.await;
@@ -130,11 +221,15 @@ impl HeadlessCall {
                     }
                 }
             }
-        };
-        let _ = command_tx.send(first).await;
+            None if we_offer => {
+                let _ = command_tx.send(CallCommand::StartOffer).await;
+            }
+            None => {}
+        }
 
         let mut interrupt = Box::pin(interrupted());
         let mut interrupted_once = false;
+        let mut connected_once = false;
         let mut hang_up_at: Option<tokio::time::Instant> = None;
         let mut answer_reader: Option<tokio::task::JoinHandle<Result<PasteToken, TokenError>>> =
             None;
@@ -151,38 +246,94 @@ impl HeadlessCall {
                     None => std::future::pending().await,
                 }
             };
+            let from_room = async {
+                match room.as_mut() {
+                    Some(room) => room.recv().await,
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
                 update = update_rx.recv() => match update {
-                    Some(CallUpdate::LocalToken(token)) => {
-                        let mut out = std::io::stdout().lock();
-                        let _ = writeln!(out, "{}", token.encode());
-                        let _ = out.flush();
-                        if self.role == PasteRole::Offer {
-                            say("offer token printed above; paste the answer token and press Enter");
-                            let this = self.clone();
-                            answer_reader = Some(tokio::spawn(async move { this.incoming_token(SdpKind::Answer).await }));
+                    Some(CallUpdate::LocalToken(token)) => match room.as_mut() {
+                        Some(room) => {
+                            let message = match token.kind {
+                                SdpKind::Offer => Message::Offer { sdp: token.sdp },
+                                SdpKind::Answer => Message::Answer { sdp: token.sdp },
+                            };
+                            room.send(message).await;
                         }
-                    }
-                    Some(CallUpdate::State(state)) => {
-                        match &state {
-                            CallState::Connecting { .. } => say("connecting"),
-                            CallState::Connected { disconnected_at: None, .. } => {
-                                say("connected");
-                                if let (Some(duration), None) = (self.duration, hang_up_at) {
-                                    hang_up_at = Some(tokio::time::Instant::now() + duration);
-                                }
+                        None => {
+                            let mut out = std::io::stdout().lock();
+                            let _ = writeln!(out, "{}", token.encode());
+                            let _ = out.flush();
+                            if paste_role == Some(PasteRole::Offer) {
+                                say("offer token printed above; paste the answer token and press Enter");
+                                let this = self.clone();
+                                answer_reader = Some(tokio::spawn(async move { this.incoming_token(SdpKind::Answer).await }));
                             }
-                            CallState::Connected { disconnected_at: Some(_), .. } => say("the connection is interrupted"),
-                            _ => {}
+                        }
+                    },
+                    Some(CallUpdate::LocalCandidate(candidate)) => {
+                        if let Some(room) = room.as_mut() {
+                            room.send(Message::Candidate { candidate }).await;
                         }
                     }
+                    Some(CallUpdate::Message(text)) => say(&format!("the far side says: {text}")),
+                    Some(CallUpdate::State(state)) => match &state {
+                        CallState::Connecting { .. } => say("connecting"),
+                        CallState::Connected { disconnected_at: None, .. } => {
+                            say("connected");
+                            connected_once = true;
+                            if let (Some(duration), None) = (self.duration, hang_up_at) {
+                                hang_up_at = Some(tokio::time::Instant::now() + duration);
+                            }
+                        }
+                        CallState::Connected { disconnected_at: Some(_), .. } => say("the connection is interrupted"),
+                        _ => {}
+                    },
                     Some(CallUpdate::Ended { reason, summary }) => {
+                        if let Some(mut room) = room.take() {
+                            if reason == EndReason::LocalHangUp {
+                                room.send(Message::Bye).await;
+                            }
+                            if let Some(session) = room.session.take() {
+                                session.close().await;
+                            }
+                        }
                         let _ = runner.await;
                         return self.finish(reason, summary);
                     }
                     None => {
                         let summary = CallSummary { end_reason: "the call stopped unexpectedly".into(), ..Default::default() };
                         return HeadlessOutcome::Failed(Box::new(summary));
+                    }
+                },
+                message = from_room => match message {
+                    Some(Message::Offer { sdp }) => {
+                        let _ = command_tx.send(CallCommand::AcceptOffer(PasteToken::new(SdpKind::Offer, sdp))).await;
+                    }
+                    Some(Message::Answer { sdp }) => {
+                        let _ = command_tx.send(CallCommand::AcceptAnswer(PasteToken::new(SdpKind::Answer, sdp))).await;
+                    }
+                    Some(Message::Candidate { candidate }) => {
+                        let _ = command_tx.send(CallCommand::RemoteCandidate(candidate)).await;
+                    }
+                    Some(Message::Bye) => {
+                        let _ = command_tx.send(CallCommand::RemoteHungUp).await;
+                    }
+                    Some(Message::PeerJoined) => say("the other person joined"),
+                    Some(Message::Error { message }) => say(&format!("the signaling server says: {message}")),
+                    Some(_) => {}
+                    None => {
+                        if let Some(room) = room.as_mut() {
+                            room.session = None;
+                        }
+                        if connected_once {
+                            say("the signaling server went away; the call goes on");
+                        } else {
+                            let why = "the signaling server went away before the call connected".to_owned();
+                            let _ = command_tx.send(CallCommand::Fail(why)).await;
+                        }
                     }
                 },
                 read = answer => {
@@ -214,17 +365,28 @@ impl HeadlessCall {
     }
 
     async fn incoming_token(&self, expected: SdpKind) -> Result<PasteToken, TokenError> {
-        match &self.token_file {
-            Some(path) => read_token_file(path, expected).await,
-            None => read_token(tokio::io::stdin(), expected).await,
+        match &self.rendezvous {
+            Rendezvous::Paste {
+                token_file: Some(path),
+                ..
+            } => read_token_file(path, expected).await,
+            _ => read_token(tokio::io::stdin(), expected).await,
         }
     }
 
-    fn finish(&self, reason: EndReason, summary: Box<CallSummary>) -> HeadlessOutcome {
-        // Whoever read our token may have stopped reading: a closed stdout is not an error.
-        let _ = writeln!(std::io::stdout(), "{summary}");
+    fn signaling_failed(&self, error: SignalingError) -> HeadlessOutcome {
+        say(&error.to_string());
+        let summary = CallSummary {
+            end_reason: EndReason::FailedToConnect(error.to_string()).to_string(),
+            ..Default::default()
+        };
+        self.write_stats(&summary);
+        HeadlessOutcome::Failed(Box::new(summary))
+    }
+
+    fn write_stats(&self, summary: &CallSummary) {
         if let Some(path) = &self.stats_json {
-            match serde_json::to_string_pretty(&summary) {
+            match serde_json::to_string_pretty(summary) {
                 Ok(json) => {
                     if let Err(e) = std::fs::write(path, json) {
                         say(&format!("could not write {}: {e}", path.display()));
@@ -233,6 +395,12 @@ impl HeadlessCall {
                 Err(e) => say(&format!("could not write the stats: {e}")),
             }
         }
+    }
+
+    fn finish(&self, reason: EndReason, summary: Box<CallSummary>) -> HeadlessOutcome {
+        // Whoever read our token may have stopped reading: a closed stdout is not an error.
+        let _ = writeln!(std::io::stdout(), "{summary}");
+        self.write_stats(&summary);
         match reason {
             EndReason::LocalHangUp | EndReason::RemoteHangUp => HeadlessOutcome::Completed(summary),
             _ => HeadlessOutcome::Failed(summary),

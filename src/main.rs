@@ -3,9 +3,11 @@
 use anyhow::{Context, bail};
 use clap::{ArgGroup, Args, Parser, Subcommand};
 use duet::call::pipeline::MediaSettings;
-use duet::headless::{HeadlessCall, HeadlessOutcome, PasteRole};
+use duet::headless::{HeadlessCall, HeadlessOutcome, PasteRole, Rendezvous};
 use duet::loopback::{LoopbackOptions, run_loopback, scratch_dir};
-use std::net::IpAddr;
+use duet::signaling::protocol::{IceServer, valid_room_name};
+use duet::signaling::server::{IceConfig, Limits, ServerConfig};
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -20,12 +22,53 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Make a call without a window: by paste token, or a whole call on this machine.
+    /// Make a call without a window: by paste token, through a room, or a whole call on
+    /// this machine.
     Call(CallArgs),
+    /// Serve signaling (rooms of two over a WebSocket at /ws) and the browser page at /.
+    Signal(SignalArgs),
+}
+
+/// Where `duet signal` listens unless told otherwise, and where `duet call --room` looks.
+const DEFAULT_SIGNAL_ADDR: &str = "127.0.0.1:8480";
+
+#[derive(Args)]
+struct SignalArgs {
+    /// Address and port to listen on (port 0 picks a free one).
+    #[arg(long, default_value = DEFAULT_SIGNAL_ADDR)]
+    listen: SocketAddr,
+    /// TLS certificate chain (PEM), so browsers on other hosts may use the camera.
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM).
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// A STUN server to hand to clients, e.g. stun:stun.example.org:3478 (repeatable).
+    #[arg(long)]
+    stun: Vec<String>,
+    /// A TURN server to hand to clients, e.g. turn:turn.example.org:3478?transport=udp
+    /// (repeatable).
+    #[arg(long)]
+    turn_url: Vec<String>,
+    /// coturn's static-auth-secret: clients get time-limited credentials made from it.
+    #[arg(long, requires = "turn_url", conflicts_with = "turn_user")]
+    turn_secret: Option<String>,
+    /// A fixed TURN user name, when there is no shared secret.
+    #[arg(long, requires_all = ["turn_url", "turn_password"])]
+    turn_user: Option<String>,
+    /// The fixed TURN password.
+    #[arg(long, requires = "turn_user")]
+    turn_password: Option<String>,
+    /// How long time-limited TURN credentials last, seconds.
+    #[arg(long, default_value_t = 86_400)]
+    turn_ttl: u64,
+    /// At most this many WebSocket connections at once.
+    #[arg(long, default_value_t = 256)]
+    max_connections: usize,
 }
 
 #[derive(Args)]
-#[command(group(ArgGroup::new("mode").required(true).args(["offer", "answer", "loopback"])))]
+#[command(group(ArgGroup::new("mode").required(true).args(["offer", "answer", "loopback", "room"])))]
 struct CallArgs {
     /// Call: print the offer token, then read the answer token.
     #[arg(long)]
@@ -36,6 +79,24 @@ struct CallArgs {
     /// Call between two Duet processes on this machine and print what arrived and how late.
     #[arg(long)]
     loopback: bool,
+    /// Join this room on the signaling server; the second to join makes the call.
+    #[arg(long)]
+    room: Option<String>,
+    /// The signaling server for --room.
+    #[arg(long, default_value = "ws://127.0.0.1:8480/ws", requires = "room")]
+    server: String,
+    /// A STUN or TURN server, e.g. turn:host:3478 (repeatable).
+    #[arg(long)]
+    ice_server: Vec<String>,
+    /// User name for the TURN servers given with --ice-server.
+    #[arg(long, requires = "ice_server")]
+    ice_username: Option<String>,
+    /// Password for the TURN servers given with --ice-server.
+    #[arg(long, requires = "ice_server")]
+    ice_credential: Option<String>,
+    /// Connect through TURN relays only.
+    #[arg(long)]
+    relay_only: bool,
     /// Read the far side's token from this file instead of standard input (waits for it).
     token_file: Option<PathBuf>,
     /// Keep every ICE candidate on this address (e.g. 127.0.0.1).
@@ -138,8 +199,17 @@ fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
+    // One TLS backend for the whole process (wss:// and the server's TLS): ring.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let cli = Cli::parse();
     match cli.command {
+        Some(Command::Signal(args)) => match signal(args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("duet signal: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
         Some(Command::Call(args)) => match call(args) {
             Ok(code) => code,
             Err(e) => {
@@ -160,28 +230,58 @@ fn call(args: CallArgs) -> anyhow::Result<ExitCode> {
     if args.loopback {
         return loopback(&args);
     }
-    let role = if args.offer {
-        PasteRole::Offer
-    } else {
-        PasteRole::Answer
+    let (rendezvous, default_tone) = match &args.room {
+        Some(room) => {
+            if !valid_room_name(room) {
+                bail!("{room:?}: room names are 1 to 64 letters, digits, '-', '_' or '.'");
+            }
+            let rendezvous = Rendezvous::Room {
+                server: args.server.clone(),
+                room: room.clone(),
+            };
+            (rendezvous, 440.0)
+        }
+        None => {
+            let role = if args.offer {
+                PasteRole::Offer
+            } else {
+                PasteRole::Answer
+            };
+            if let (PasteRole::Answer, Some(path)) = (role, &args.token_file)
+                && !path.exists()
+            {
+                bail!(
+                    "{} does not exist: expected a file holding the offer token",
+                    path.display()
+                );
+            }
+            let tone = if role == PasteRole::Offer {
+                440.0
+            } else {
+                660.0
+            };
+            let rendezvous = Rendezvous::Paste {
+                role,
+                token_file: args.token_file.clone(),
+            };
+            (rendezvous, tone)
+        }
     };
-    if let (PasteRole::Answer, Some(path)) = (role, &args.token_file)
-        && !path.exists()
-    {
-        bail!(
-            "{} does not exist: expected a file holding the offer token",
-            path.display()
-        );
-    }
-    let default_tone = if role == PasteRole::Offer {
-        440.0
+    let ice_servers = if args.ice_server.is_empty() {
+        Vec::new()
     } else {
-        660.0
+        vec![IceServer {
+            urls: args.ice_server.clone(),
+            username: args.ice_username.clone().unwrap_or_default(),
+            credential: args.ice_credential.clone().unwrap_or_default(),
+        }]
     };
     let headless = HeadlessCall {
-        role,
-        token_file: args.token_file.clone(),
+        rendezvous,
         bind: args.bind,
+        ice_servers,
+        relay_only: args.relay_only,
+        tone_by_role: args.tone.is_none(),
         media: media_settings(&args, default_tone),
         duration: args.duration.map(Duration::from_secs_f64),
         stats_json: args.stats_json.clone(),
@@ -199,6 +299,41 @@ fn call(args: CallArgs) -> anyhow::Result<ExitCode> {
             ExitCode::from(2)
         }
     })
+}
+
+fn signal(args: SignalArgs) -> anyhow::Result<()> {
+    let listen = args.listen;
+    let config = ServerConfig {
+        listen,
+        tls: args.tls_cert.zip(args.tls_key),
+        ice: IceConfig {
+            stun_urls: args.stun,
+            turn_urls: args.turn_url,
+            turn_secret: args.turn_secret,
+            turn_user: args.turn_user.zip(args.turn_password),
+            turn_ttl: Duration::from_secs(args.turn_ttl),
+        },
+        limits: Limits {
+            max_connections: args.max_connections,
+            ..Limits::default()
+        },
+    };
+    let scheme = if config.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("duet-signal")
+        .build()
+        .context("starting the async runtime")?;
+    runtime
+        .block_on(duet::signaling::server::serve(config, |addr| {
+            println!("duet signal: listening on {scheme}://{addr} (rooms at {scheme}://{addr}/#ROOM, WebSocket at /ws)");
+            let _ = std::io::Write::flush(&mut std::io::stdout());
+        }))
+        .with_context(|| format!("serving on {listen}"))
 }
 
 fn loopback(args: &CallArgs) -> anyhow::Result<ExitCode> {

@@ -9,6 +9,7 @@ use crate::call::summary::{
 };
 use crate::media::frame::AUDIO_SAMPLE_RATE;
 use crate::peer::{Peer, PeerConfig, PeerEvent};
+use crate::signaling::protocol::CandidateInit;
 use crate::signaling::token::PasteToken;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -25,6 +26,14 @@ pub enum CallCommand {
     AcceptOffer(PasteToken),
     /// Apply the far side's answer to our offer.
     AcceptAnswer(PasteToken),
+    /// An ICE candidate the far side trickled (room mode).
+    RemoteCandidate(CandidateInit),
+    /// The far side said goodbye through the signaling server.
+    RemoteHungUp,
+    /// The call cannot go on (e.g. the signaling server vanished before it connected).
+    Fail(String),
+    /// Send a chat line on the data channel.
+    SendChat(String),
     SetVideoBitrate(u32),
     HangUp,
 }
@@ -33,6 +42,10 @@ pub enum CallCommand {
 #[derive(Debug)]
 pub enum CallUpdate {
     LocalToken(PasteToken),
+    /// A local ICE candidate to trickle to the far side (room mode).
+    LocalCandidate(CandidateInit),
+    /// A greeting or chat line from the far side.
+    Message(String),
     State(CallState),
     Ended {
         reason: EndReason,
@@ -45,13 +58,24 @@ pub enum CallUpdate {
 #[serde(tag = "type", rename_all = "lowercase")]
 enum ControlMessage {
     Bye,
+    Hello { name: String },
+    Chat { text: String },
 }
+
+/// Keep at most this many received messages, each cut to this length, for the summary.
+const KEPT_MESSAGES: usize = 50;
+const KEPT_MESSAGE_CHARS: usize = 500;
 
 /// Everything one call needs to start.
 #[derive(Clone, Debug, Default)]
 pub struct CallOptions {
     pub peer: PeerConfig,
     pub media: MediaSettings,
+    /// Hand out descriptions at once and candidates as they come (room mode), instead of
+    /// waiting for every candidate (paste mode).
+    pub trickle: bool,
+    /// How this end introduces itself on the data channel.
+    pub name: String,
 }
 
 struct Timeline {
@@ -102,6 +126,11 @@ pub async fn run_call(
     let mut ticker = tokio::time::interval(Duration::from_millis(250));
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut end_reason = None;
+    let mut remote_description_set = false;
+    let mut early_candidates: Vec<CandidateInit> = Vec::new();
+    let mut messages_received: Vec<String> = Vec::new();
+    let mut greeted = false;
+    let wait_for_candidates = !options.trickle;
 
     while end_reason.is_none() {
         let event = tokio::select! {
@@ -118,10 +147,27 @@ pub async fn run_call(
                     match peer.accept_answer(&answer).await {
                         Ok(()) => {
                             timeline.negotiated = Some(Instant::now());
+                            remote_description_set = true;
+                            add_candidates(&peer, std::mem::take(&mut early_candidates)).await;
                             CallEvent::Negotiated
                         }
                         Err(e) => CallEvent::NegotiationFailed(e.to_string()),
                     }
+                }
+                Some(CallCommand::RemoteCandidate(candidate)) => {
+                    if remote_description_set {
+                        add_candidates(&peer, vec![candidate]).await;
+                    } else if early_candidates.len() < 64 {
+                        early_candidates.push(candidate);
+                    }
+                    continue;
+                }
+                Some(CallCommand::RemoteHungUp) => CallEvent::RemoteBye,
+                Some(CallCommand::Fail(why)) => CallEvent::NegotiationFailed(why),
+                Some(CallCommand::SendChat(text)) => {
+                    let chat = serde_json::to_string(&ControlMessage::Chat { text }).unwrap_or_default();
+                    peer.send_message(&chat).await;
+                    continue;
                 }
                 Some(CallCommand::SetVideoBitrate(bps)) => {
                     send_counters.new_bitrate_bps.store(bps, Ordering::Relaxed);
@@ -134,8 +180,30 @@ pub async fn run_call(
                 Some(PeerEvent::Transport(state)) => CallEvent::Transport(state),
                 Some(PeerEvent::Message(text)) => match serde_json::from_str::<ControlMessage>(&text) {
                     Ok(ControlMessage::Bye) => CallEvent::RemoteBye,
+                    Ok(ControlMessage::Hello { name: line } | ControlMessage::Chat { text: line }) => {
+                        let line: String = line.chars().take(KEPT_MESSAGE_CHARS).collect();
+                        if messages_received.len() < KEPT_MESSAGES {
+                            messages_received.push(line.clone());
+                        }
+                        let _ = updates.send(CallUpdate::Message(line)).await;
+                        continue;
+                    }
                     Err(_) => continue,
                 },
+                Some(PeerEvent::LocalCandidate(candidate)) => {
+                    if options.trickle {
+                        let _ = updates.send(CallUpdate::LocalCandidate(candidate)).await;
+                    }
+                    continue;
+                }
+                // The answering side hears of the channel twice (handed over, then open).
+                Some(PeerEvent::ChannelOpen) if !greeted => {
+                    greeted = true;
+                    let hello = ControlMessage::Hello { name: options.name.clone() };
+                    peer.send_message(&serde_json::to_string(&hello).unwrap_or_default()).await;
+                    continue;
+                }
+                Some(PeerEvent::ChannelOpen) => continue,
                 None => CallEvent::Transport(crate::call::state::TransportState::Closed),
             },
             _ = ticker.tick() => CallEvent::Tick,
@@ -145,7 +213,7 @@ pub async fn run_call(
         let mut effects = std::collections::VecDeque::from(call.step(event, Instant::now()));
         while let Some(effect) = effects.pop_front() {
             match effect {
-                Effect::CreateOffer => match peer.create_offer().await {
+                Effect::CreateOffer => match peer.create_offer(wait_for_candidates).await {
                     Ok(token) => {
                         let _ = updates.send(CallUpdate::LocalToken(token)).await;
                     }
@@ -155,12 +223,14 @@ pub async fn run_call(
                 },
                 Effect::CreateAnswer => {
                     let result = match pending_offer.take() {
-                        Some(offer) => peer.accept_offer(&offer).await,
+                        Some(offer) => peer.accept_offer(&offer, wait_for_candidates).await,
                         None => continue,
                     };
                     match result {
                         Ok(token) => {
                             timeline.negotiated = Some(Instant::now());
+                            remote_description_set = true;
+                            add_candidates(&peer, std::mem::take(&mut early_candidates)).await;
                             let _ = updates.send(CallUpdate::LocalToken(token)).await;
                             effects.extend(call.step(CallEvent::Negotiated, Instant::now()));
                         }
@@ -206,6 +276,7 @@ pub async fn run_call(
     let reason = end_reason.unwrap_or(EndReason::LocalHangUp);
     let mut summary = summarize(&options, &call, &timeline, &send_counters, &peer, &receive);
     summary.end_reason = reason.to_string();
+    summary.messages_received = messages_received;
     summary.rtt_ms = transport.rtt_ms;
     summary.bytes_sent = transport.bytes_sent;
     summary.bytes_received = transport.bytes_received;
@@ -219,6 +290,16 @@ pub async fn run_call(
             summary: Box::new(summary),
         })
         .await;
+}
+
+async fn add_candidates(peer: &Peer, candidates: Vec<CandidateInit>) {
+    for candidate in candidates {
+        // A candidate the stack cannot use (another transport, a stale generation) is not
+        // a reason to end the call.
+        if let Err(e) = peer.add_remote_candidate(candidate).await {
+            tracing::debug!("remote candidate refused: {e}");
+        }
+    }
 }
 
 fn since(from: Option<Instant>, to: Option<Instant>) -> Option<f64> {

@@ -136,6 +136,9 @@ pub struct CallSummary {
     pub rtt_ms: Option<f64>,
     pub bytes_sent: u64,
     pub bytes_received: u64,
+    /// Greetings and chat lines that came over the data channel.
+    #[serde(default)]
+    pub messages_received: Vec<String>,
     pub process: ProcessUsage,
 }
 
@@ -218,6 +221,9 @@ impl std::fmt::Display for CallSummary {
             self.bytes_sent / 1000,
             self.bytes_received / 1000
         )?;
+        if !self.messages_received.is_empty() {
+            writeln!(f, "  data channel: {}", self.messages_received.join(" | "))?;
+        }
         write!(
             f,
             "  process: cpu {}, peak rss {}",

@@ -6,6 +6,7 @@ pub mod h264_assembler;
 mod keyframe_requests;
 
 use crate::call::state::TransportState;
+use crate::signaling::protocol::CandidateInit;
 use crate::signaling::token::{PasteToken, SdpKind};
 use bytes::Bytes;
 use h264_assembler::{AccessUnit, Assembled, H264Assembler};
@@ -13,7 +14,6 @@ use rtc::ice::mdns::MulticastDnsMode;
 use rtc::interceptor::{Registry, Slot};
 use rtc::media::Sample;
 use rtc::media_stream::MediaStreamTrack;
-use rtc::peer_connection::configuration::RTCConfigurationBuilder;
 use rtc::peer_connection::configuration::interceptor_registry::{
     configure_nack, configure_rtcp_reports, configure_simulcast_extension_headers, configure_twcc,
 };
@@ -21,6 +21,7 @@ use rtc::peer_connection::configuration::media_engine::{
     MIME_TYPE_H264, MIME_TYPE_OPUS, MIME_TYPE_RTX, MediaEngine,
 };
 use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
+use rtc::peer_connection::configuration::{RTCConfigurationBuilder, RTCIceTransportPolicy};
 use rtc::peer_connection::transport::RTCIceServer;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtp_transceiver::rtp_sender::{
@@ -39,7 +40,7 @@ use webrtc::media_stream::track_local::static_sample::TrackLocalStaticSample;
 use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
 use webrtc::peer_connection::{
     PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCIceGatheringState,
-    RTCPeerConnectionState, StatsSelector,
+    RTCPeerConnectionIceEvent, RTCPeerConnectionState, StatsSelector,
 };
 use webrtc::rtp_transceiver::RtpSender;
 
@@ -79,13 +80,19 @@ pub struct PeerConfig {
     pub ice_servers: Vec<RTCIceServer>,
     pub send_video: bool,
     pub send_audio: bool,
+    /// Use TURN relays only (`iceTransportPolicy: "relay"`).
+    pub relay_only: bool,
 }
 
 /// What the connection reports to the call.
 #[derive(Debug)]
 pub enum PeerEvent {
     Transport(TransportState),
-    /// A control message on the data channel.
+    /// A local ICE candidate, for trickling to the far side.
+    LocalCandidate(CandidateInit),
+    /// The data channel can carry messages now.
+    ChannelOpen,
+    /// A message on the data channel.
     Message(String),
 }
 
@@ -204,6 +211,18 @@ struct Handler {
 
 #[async_trait::async_trait]
 impl PeerConnectionEventHandler for Handler {
+    async fn on_ice_candidate(&self, event: RTCPeerConnectionIceEvent) {
+        if let Ok(init) = event.candidate.to_json() {
+            let candidate = CandidateInit {
+                candidate: init.candidate,
+                sdp_mid: init.sdp_mid,
+                sdp_mline_index: init.sdp_mline_index,
+                username_fragment: init.username_fragment,
+            };
+            let _ = self.events.send(PeerEvent::LocalCandidate(candidate)).await;
+        }
+    }
+
     async fn on_ice_gathering_state_change(&self, state: RTCIceGatheringState) {
         if state == RTCIceGatheringState::Complete {
             let _ = self.gathered.send(true);
@@ -225,6 +244,7 @@ impl PeerConnectionEventHandler for Handler {
 
     async fn on_data_channel(&self, channel: Arc<dyn DataChannel>) {
         *self.data_channel.lock().unwrap_or_else(|e| e.into_inner()) = Some(channel.clone());
+        let _ = self.events.send(PeerEvent::ChannelOpen).await;
         tokio::spawn(drain_data_channel(channel, self.events.clone()));
     }
 
@@ -254,6 +274,9 @@ async fn drain_data_channel(channel: Arc<dyn DataChannel>, events: mpsc::Sender<
                 {
                     let _ = events.send(PeerEvent::Message(text.to_owned())).await;
                 }
+            }
+            DataChannelEvent::OnOpen => {
+                let _ = events.send(PeerEvent::ChannelOpen).await;
             }
             DataChannelEvent::OnClose => break,
             _ => {}
@@ -440,9 +463,12 @@ async fn build_connection(
     if config.bind.is_some_and(|ip| ip.is_loopback()) {
         settings = settings.with_include_loopback_candidate(true);
     }
-    let rtc_config = RTCConfigurationBuilder::new()
-        .with_ice_servers(config.ice_servers.clone())
-        .build();
+    let mut rtc_config =
+        RTCConfigurationBuilder::new().with_ice_servers(config.ice_servers.clone());
+    if config.relay_only {
+        rtc_config = rtc_config.with_ice_transport_policy(RTCIceTransportPolicy::Relay);
+    }
+    let rtc_config = rtc_config.build();
     let bind = match config.bind {
         Some(ip) => std::net::SocketAddr::new(ip, 0).to_string(),
         None => "0.0.0.0:0".to_owned(),
@@ -599,8 +625,9 @@ impl Peer {
         Ok(())
     }
 
-    /// Makes the offer and waits for ICE gathering, so the token carries every candidate.
-    pub async fn create_offer(&self) -> Result<PasteToken, PeerError> {
+    /// Makes the offer. With `wait_for_candidates` it waits for ICE gathering, so the token
+    /// carries every candidate (paste mode); otherwise candidates trickle as events.
+    pub async fn create_offer(&self, wait_for_candidates: bool) -> Result<PasteToken, PeerError> {
         let channel = self
             .pc
             .create_data_channel(DATA_CHANNEL_LABEL, None)
@@ -609,19 +636,37 @@ impl Peer {
         tokio::spawn(drain_data_channel(channel, self.events_tx.clone()));
         let offer = self.pc.create_offer(None).await?;
         self.pc.set_local_description(offer).await?;
-        self.gathered_description().await
+        self.local_description(wait_for_candidates).await
     }
 
-    /// Applies the far side's offer, makes the answer and waits for ICE gathering.
-    pub async fn accept_offer(&self, offer: &PasteToken) -> Result<PasteToken, PeerError> {
+    /// Applies the far side's offer and makes the answer (waiting for gathering, as with
+    /// [`Peer::create_offer`], when asked).
+    pub async fn accept_offer(
+        &self,
+        offer: &PasteToken,
+        wait_for_candidates: bool,
+    ) -> Result<PasteToken, PeerError> {
         self.pc
             .set_remote_description(offer.to_session_description()?)
             .await?;
         let answer = self.pc.create_answer(None).await?;
         self.pc.set_local_description(answer).await?;
-        let token = self.gathered_description().await?;
+        let token = self.local_description(wait_for_candidates).await?;
         self.resolve_payload_types().await;
         Ok(token)
+    }
+
+    /// Adds a candidate the far side trickled.
+    pub async fn add_remote_candidate(&self, candidate: CandidateInit) -> Result<(), PeerError> {
+        let init = rtc::peer_connection::transport::RTCIceCandidateInit {
+            candidate: candidate.candidate,
+            sdp_mid: candidate.sdp_mid,
+            sdp_mline_index: candidate.sdp_mline_index,
+            username_fragment: candidate.username_fragment,
+            ..Default::default()
+        };
+        self.pc.add_ice_candidate(init).await?;
+        Ok(())
     }
 
     /// Applies the far side's answer to our offer.
@@ -639,12 +684,14 @@ impl Peer {
         }
     }
 
-    async fn gathered_description(&self) -> Result<PasteToken, PeerError> {
-        let mut gathered = self.gathered.clone();
-        gathered
-            .wait_for(|done| *done)
-            .await
-            .map_err(|_| PeerError::GatheringAborted)?;
+    async fn local_description(&self, wait_for_candidates: bool) -> Result<PasteToken, PeerError> {
+        if wait_for_candidates {
+            let mut gathered = self.gathered.clone();
+            gathered
+                .wait_for(|done| *done)
+                .await
+                .map_err(|_| PeerError::GatheringAborted)?;
+        }
         let desc = self
             .pc
             .local_description()

@@ -1,6 +1,9 @@
-//! How two peers exchange session descriptions: the paste token today; the WebSocket
-//! rendezvous later.
+//! How two peers exchange session descriptions: the paste token, and the WebSocket
+//! rendezvous server with its client.
 
+pub mod client;
+pub mod protocol;
+pub mod server;
 pub mod token;
 
 pub use token::{PasteToken, SdpKind, TokenError};
