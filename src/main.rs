@@ -27,6 +27,32 @@ enum Command {
     Call(CallArgs),
     /// Serve signaling (rooms of two over a WebSocket at /ws) and the browser page at /.
     Signal(SignalArgs),
+    /// Write the test pattern (Y4M) and test tone (WAV) to files, e.g. for a browser's
+    /// fake camera and microphone.
+    Pattern(PatternArgs),
+}
+
+#[derive(Args)]
+#[command(group(ArgGroup::new("output").required(true).multiple(true).args(["y4m", "wav"])))]
+struct PatternArgs {
+    /// Write the stamped test pattern to this Y4M file.
+    #[arg(long)]
+    y4m: Option<PathBuf>,
+    /// Write the test tone with its marks to this WAV file.
+    #[arg(long)]
+    wav: Option<PathBuf>,
+    /// Picture size, WIDTHxHEIGHT.
+    #[arg(long, default_value = "640x480", value_parser = parse_size)]
+    size: (usize, usize),
+    /// Frames per second.
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..=60))]
+    fps: u32,
+    /// Length, seconds (a player loops it).
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=600))]
+    seconds: u32,
+    /// Tone frequency, Hz.
+    #[arg(long, default_value_t = 440.0, value_parser = parse_tone)]
+    tone: f64,
 }
 
 /// Where `duet signal` listens unless told otherwise, and where `duet call --room` looks.
@@ -203,6 +229,13 @@ fn main() -> ExitCode {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let cli = Cli::parse();
     match cli.command {
+        Some(Command::Pattern(args)) => match pattern(args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("duet pattern: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
         Some(Command::Signal(args)) => match signal(args) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
@@ -299,6 +332,36 @@ fn call(args: CallArgs) -> anyhow::Result<ExitCode> {
             ExitCode::from(2)
         }
     })
+}
+
+fn pattern(args: PatternArgs) -> anyhow::Result<()> {
+    use duet::media::pattern::StampedPattern;
+    use duet::media::tone::StampedTone;
+    let start_us = duet::media::frame::wall_clock_us();
+    if let Some(path) = &args.y4m {
+        let (w, h) = args.size;
+        let file =
+            std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
+        let mut writer =
+            duet::media::file::Y4mWriter::new(std::io::BufWriter::new(file), w, h, args.fps)?;
+        let mut pattern = StampedPattern::new(w, h);
+        let frame_us = 1_000_000 / args.fps as u64;
+        for i in 0..(args.seconds * args.fps) as u64 {
+            writer.write_frame(&pattern.next_frame(start_us + i * frame_us))?;
+        }
+        writer.finish()?;
+    }
+    if let Some(path) = &args.wav {
+        let mut tone = StampedTone::new(args.tone);
+        let mut samples = Vec::new();
+        for _ in 0..args.seconds * 50 {
+            samples.extend(tone.next_frame(start_us).samples);
+        }
+        let file =
+            std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
+        duet::media::file::write_wav(std::io::BufWriter::new(file), &samples)?;
+    }
+    Ok(())
 }
 
 fn signal(args: SignalArgs) -> anyhow::Result<()> {

@@ -1,6 +1,8 @@
 //! Helpers shared by the integration tests: the built `duet` binary and a scratch directory.
 #![allow(dead_code)]
 
+pub mod chromium;
+
 use std::path::PathBuf;
 
 pub fn duet() -> PathBuf {
