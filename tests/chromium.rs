@@ -123,3 +123,132 @@ fn chromium_and_duet_call_through_a_room() {
     assert_duet_saw_chromium(&summary);
     assert_chromium_saw_duet(&mut page);
 }
+
+/// Starts `duet call --offer` or `--answer` with tokens on its stdin and stdout.
+fn paste_duet(role: &str, stats: &std::path::Path) -> std::process::Child {
+    Command::new(common::duet())
+        .args([
+            "call",
+            role,
+            "--bind",
+            "127.0.0.1",
+            "--size",
+            "320x240",
+            "--bitrate",
+            "300",
+            "--duration",
+            "5",
+        ])
+        .arg("--stats-json")
+        .arg(stats)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("duet call")
+}
+
+fn first_line(child: &mut std::process::Child) -> String {
+    let mut line = String::new();
+    let mut out = BufReader::new(child.stdout.take().expect("stdout"));
+    out.read_line(&mut line).expect("token line");
+    std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
+    line.trim().to_owned()
+}
+
+/// Pastes `token` into the page's paste panel, as a person would, and returns what the page
+/// then shows as its own token (empty when it only applied an answer).
+fn paste_into_page(page: &mut Page, token: &str) -> String {
+    let js = serde_json::to_string(token).expect("json string");
+    page.eval(&format!(
+        "document.getElementById('my-token').value = ''; document.getElementById('their-token').value = {js}; document.getElementById('use-token').click()"
+    ));
+    std::thread::sleep(SECOND / 2);
+    page.eval("document.getElementById('my-token').value")
+        .as_str()
+        .unwrap_or("")
+        .to_owned()
+}
+
+fn wait_success(child: &mut std::process::Child) {
+    let deadline = std::time::Instant::now() + 40 * SECOND;
+    loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            assert!(status.success(), "duet call failed: {status}");
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "duet call did not end"
+        );
+        std::thread::sleep(SECOND / 10);
+    }
+}
+
+fn read_summary(path: &std::path::Path) -> CallSummary {
+    serde_json::from_str(&std::fs::read_to_string(path).expect("stats")).expect("json")
+}
+
+#[test]
+fn chromium_and_duet_call_by_paste() {
+    if !in_own_network("chromium_and_duet_call_by_paste") {
+        return;
+    }
+    // The server only serves the page here: the tokens travel by paste.
+    let server = SignalServer::start(&[]);
+    let scratch = common::scratch("chromium-paste");
+    let (browser, mut page) = open_page(
+        &format!("http://127.0.0.1:{}/?audio=raw", server.port),
+        &scratch,
+    );
+
+    // A bad paste gets the same kind of hint as `duet call` gives.
+    let shown = paste_into_page(&mut page, "hello, this is my offer");
+    assert!(shown.is_empty());
+    let error = page.eval("document.getElementById('paste-error').textContent");
+    assert!(
+        error.as_str().unwrap_or("").contains("not a Duet token"),
+        "{error}"
+    );
+
+    // Duet offers; the page answers.
+    let stats = scratch.join("offer.json");
+    let mut duet = paste_duet("--offer", &stats);
+    let offer = first_line(&mut duet);
+    let answer = paste_into_page(&mut page, &offer);
+    assert!(
+        answer.starts_with("eyJ"),
+        "the page showed no answer token: {answer:?}"
+    );
+    let mut stdin = duet.stdin.take().expect("stdin");
+    writeln!(stdin, "{answer}").expect("answer in");
+    wait_success(&mut duet);
+    drop(stdin);
+    assert_duet_saw_chromium(&read_summary(&stats));
+    assert_chromium_saw_duet(&mut page);
+
+    // The page offers; Duet answers.
+    page.eval("location.reload()");
+    let mut page = browser.page();
+    page.eval("document.getElementById('make-offer').click()");
+    page.wait_for(
+        "document.getElementById('my-token').value.startsWith('eyJ')",
+        10 * SECOND,
+    );
+    let offer = page.eval("document.getElementById('my-token').value");
+    let stats = scratch.join("answer.json");
+    let mut duet = paste_duet("--answer", &stats);
+    let mut stdin = duet.stdin.take().expect("stdin");
+    writeln!(stdin, "{}", offer.as_str().unwrap_or("")).expect("offer in");
+    let answer = first_line(&mut duet);
+    paste_into_page(&mut page, &answer);
+    assert_eq!(
+        page.eval("document.getElementById('paste-error').textContent"),
+        ""
+    );
+    page.wait_for("duet.state === 'connected'", 10 * SECOND);
+    wait_success(&mut duet);
+    drop(stdin);
+    assert_duet_saw_chromium(&read_summary(&stats));
+    assert_chromium_saw_duet(&mut page);
+}

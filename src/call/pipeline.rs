@@ -295,6 +295,8 @@ pub struct VideoReceiveStats {
     pub stamps_read: u64,
     pub stamps_out_of_order: u64,
     pub frames_without_stamp: u64,
+    /// Stamps whose capture time is far from now: the sender replays a recording.
+    pub stamps_not_live: u64,
     /// Capture-to-decoded latency of each stamped frame, milliseconds.
     pub latencies_ms: Vec<f64>,
 }
@@ -382,7 +384,13 @@ impl ReceivePipeline {
                                 s.last_stamp_frame = Some(stamp.frame_number);
                                 let latency =
                                     decoded_us as f64 / 1000.0 - stamp.capture_time_ms as f64;
-                                s.latencies_ms.push(latency);
+                                // A stamp made long ago (a recording fed to a browser's fake
+                                // camera) identifies the frame but says nothing of latency.
+                                if (-1000.0..5000.0).contains(&latency) {
+                                    s.latencies_ms.push(latency);
+                                } else {
+                                    s.stamps_not_live += 1;
+                                }
                                 frame.capture_time_us = stamp.capture_time_ms * 1000;
                             }
                             None => s.frames_without_stamp += 1,

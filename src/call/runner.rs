@@ -364,6 +364,7 @@ fn summarize(
             fps,
             stamps_read: video.stamps_read,
             stamps_out_of_order: video.stamps_out_of_order,
+            stamps_not_live: video.stamps_not_live,
             first_stamp_frame: video.first_stamp_frame,
             last_stamp_frame: video.last_stamp_frame,
             latency_ms: Percentiles::of(&video.latencies_ms),

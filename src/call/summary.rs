@@ -57,6 +57,9 @@ pub struct VideoReceived {
     pub fps: Option<f64>,
     pub stamps_read: u64,
     pub stamps_out_of_order: u64,
+    /// Stamps from a recording (capture time far from now), left out of the latency.
+    #[serde(default)]
+    pub stamps_not_live: u64,
     pub first_stamp_frame: Option<u32>,
     pub last_stamp_frame: Option<u32>,
     /// Capture (far side) to decoded (this side), from the stamps.
