@@ -252,3 +252,88 @@ fn chromium_and_duet_call_by_paste() {
     assert_duet_saw_chromium(&read_summary(&stats));
     assert_chromium_saw_duet(&mut page);
 }
+
+fn nft(script: &str) {
+    let mut child = Command::new("nft")
+        .args(["-f", "-"])
+        .stdin(Stdio::piped())
+        .spawn()
+        .expect("nft (nftables; scripts/setup.sh installs it)");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(script.as_bytes())
+        .expect("rules");
+    assert!(
+        child.wait().expect("nft").success(),
+        "nft refused: {script}"
+    );
+}
+
+#[test]
+fn chromium_keyframe_request_gets_an_idr() {
+    if !in_own_network("chromium_keyframe_request_gets_an_idr") {
+        return;
+    }
+    let server = SignalServer::start(&[]);
+    let scratch = common::scratch("chromium-pli");
+    let (_browser, mut page) = open_page(
+        &format!("http://127.0.0.1:{}/?audio=raw#pli", server.port),
+        &scratch,
+    );
+    page.wait_for("duet.state === 'waiting'", 20 * SECOND);
+    let mut duet = RoomCall::start(
+        &server.ws_url(),
+        "pli",
+        scratch.join("duet.json"),
+        &["--duration", "8"],
+    );
+    page.wait_for("duet.state === 'connected'", 20 * SECOND);
+    std::thread::sleep(2 * SECOND);
+    let before = page.eval("duet.stats()")["video"]["pliCount"]
+        .as_u64()
+        .unwrap_or(0);
+
+    // Everything Duet sends vanishes for 2 s, and its retransmissions (RTX, payload type
+    // 103) stay lost: NACK cannot repair the picture, so the browser must ask for a
+    // keyframe. Duet's port is the one in its candidate.
+    let duet_port = page
+        .eval("duet.pc.remoteDescription.sdp.match(/a=candidate:\\S+ 1 udp \\d+ 127\\.0\\.0\\.1 (\\d+) typ host/)[1]")
+        .as_str()
+        .and_then(|p| p.parse::<u16>().ok())
+        .expect("Duet's candidate port");
+    nft(&format!(
+        "table inet lossy {{\nchain input {{\ntype filter hook input priority 0;\nudp sport {duet_port} @th,73,7 103 drop\n}}\n}}\n"
+    ));
+    nft(&format!(
+        "table inet blackout {{\nchain input {{\ntype filter hook input priority 0;\nudp sport {duet_port} drop\n}}\n}}\n"
+    ));
+    std::thread::sleep(2 * SECOND);
+    nft("delete table inet blackout\n");
+
+    page.wait_for("duet.pc && duet.state === 'connected'", 5 * SECOND);
+    std::thread::sleep(2 * SECOND);
+    let stats = page.eval("duet.stats()");
+    let after = stats["video"]["pliCount"].as_u64().unwrap_or(0);
+    assert_eq!(duet.wait(30 * SECOND), Some(0));
+    assert!(after > before, "Chromium sent no PLI: {stats}");
+    let sent = duet.summary().video_sent;
+    assert!(
+        sent.keyframe_requests_received >= 1,
+        "Duet heard no keyframe request: {sent:#?}"
+    );
+    assert!(
+        sent.keyframes_on_request >= 1,
+        "Duet sent no IDR on request: {sent:#?}"
+    );
+    // Chromium decodes again after the IDR.
+    let decoded_then = stats["video"]["framesDecoded"].as_u64().unwrap_or(0);
+    let decoded_at_end = page.eval("duet.stats()")["video"]["framesDecoded"]
+        .as_u64()
+        .unwrap_or(0);
+    assert!(
+        decoded_at_end > decoded_then,
+        "Chromium's picture did not recover"
+    );
+}
