@@ -278,6 +278,7 @@ pub async fn run_call(
     summary.end_reason = reason.to_string();
     summary.messages_received = messages_received;
     summary.rtt_ms = transport.rtt_ms;
+    summary.path = transport.path;
     summary.bytes_sent = transport.bytes_sent;
     summary.bytes_received = transport.bytes_received;
     tokio::task::spawn_blocking(move || receive.stop())

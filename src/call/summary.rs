@@ -137,6 +137,9 @@ pub struct CallSummary {
     pub audio_sent: AudioSent,
     pub audio_received: AudioReceived,
     pub rtt_ms: Option<f64>,
+    /// Candidate types of the path in use, e.g. "host -> host" or "relay -> relay".
+    #[serde(default)]
+    pub path: Option<String>,
     pub bytes_sent: u64,
     pub bytes_received: u64,
     /// Greetings and chat lines that came over the data channel.
@@ -219,7 +222,8 @@ impl std::fmt::Display for CallSummary {
         )?;
         writeln!(
             f,
-            "  network: rtt {}, {} kB sent, {} kB received",
+            "  network: {}, rtt {}, {} kB sent, {} kB received",
+            self.path.as_deref().unwrap_or("no path"),
             fmt_opt(self.rtt_ms, " ms"),
             self.bytes_sent / 1000,
             self.bytes_received / 1000

@@ -40,7 +40,7 @@ use webrtc::media_stream::track_local::static_sample::TrackLocalStaticSample;
 use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
 use webrtc::peer_connection::{
     PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCIceGatheringState,
-    RTCPeerConnectionIceEvent, RTCPeerConnectionState, StatsSelector,
+    RTCPeerConnectionIceEvent, RTCPeerConnectionState, RTCStatsReportEntry, StatsSelector,
 };
 use webrtc::rtp_transceiver::RtpSender;
 
@@ -463,6 +463,10 @@ async fn build_connection(
     if config.bind.is_some_and(|ip| ip.is_loopback()) {
         settings = settings.with_include_loopback_candidate(true);
     }
+    if config.relay_only {
+        // Nothing better than a relay will turn up: take the first that works.
+        settings = settings.with_relay_acceptance_min_wait(Some(Duration::ZERO));
+    }
     let mut rtc_config =
         RTCConfigurationBuilder::new().with_ice_servers(config.ice_servers.clone());
     if config.relay_only {
@@ -720,11 +724,34 @@ impl Peer {
     pub async fn transport_stats(&self) -> TransportStats {
         let report = self.pc.get_stats(Instant::now(), StatsSelector::None).await;
         let mut stats = TransportStats::default();
+        // The pair names its candidates without the prefix their own entries carry.
+        let candidate_type = |id: &str| {
+            [
+                id.to_owned(),
+                format!("RTCLocalIceCandidate_{id}"),
+                format!("RTCRemoteIceCandidate_{id}"),
+            ]
+            .iter()
+            .find_map(|key| match report.get(key) {
+                Some(
+                    RTCStatsReportEntry::LocalCandidate(c)
+                    | RTCStatsReportEntry::RemoteCandidate(c),
+                ) => Some(c.candidate_type.to_string()),
+                _ => None,
+            })
+            // Candidates that came inside the remote SDP (not trickled) have no entry.
+            .unwrap_or_else(|| "unknown".to_owned())
+        };
         for pair in report.candidate_pairs() {
             if pair.nominated || stats.rtt_ms.is_none() {
                 stats.rtt_ms = Some(pair.current_round_trip_time * 1000.0);
                 stats.bytes_sent = pair.bytes_sent;
                 stats.bytes_received = pair.bytes_received;
+                stats.path = Some(format!(
+                    "{} -> {}",
+                    candidate_type(&pair.local_candidate_id),
+                    candidate_type(&pair.remote_candidate_id)
+                ));
             }
         }
         stats
@@ -738,9 +765,11 @@ impl Peer {
 }
 
 /// What the transport says about the path.
-#[derive(Clone, Copy, Debug, Default, serde::Serialize)]
+#[derive(Clone, Debug, Default, serde::Serialize)]
 pub struct TransportStats {
     pub rtt_ms: Option<f64>,
+    /// Candidate types of the pair in use, e.g. "host -> host" or "relay -> relay".
+    pub path: Option<String>,
     pub bytes_sent: u64,
     pub bytes_received: u64,
 }
