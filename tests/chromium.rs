@@ -73,7 +73,7 @@ fn assert_chromium_saw_duet(page: &mut Page) -> Value {
 }
 
 fn open_page(url: &str, scratch: &std::path::Path) -> (Chromium, Page) {
-    let (camera, microphone) = fake_media(scratch, "640x480", 660);
+    let (camera, microphone) = fake_media(&common::duet(), scratch, "640x480", 660);
     let chromium = Chromium::launch(url, &camera, &microphone, scratch);
     let page = chromium.page();
     (chromium, page)

@@ -12,7 +12,14 @@ const duet = (window.duet = {
   stamps: { read: 0, outOfOrder: 0, last: -1, latencies: [], frames: [] },
   localFrames: [],
   pc: null,
+  // performance.timeOrigin-based wall-clock times (ms) of the steps of a call.
+  timeline: {},
 });
+
+// Query options: audio=raw (no audio processing), size=WxH and kbps=N (what the camera is
+// asked for and the most the video may use; for comparisons with Duet at the same settings).
+const params = new URLSearchParams(location.search);
+const wallNow = () => performance.timeOrigin + performance.now();
 
 let ws = null;
 let channel = null;
@@ -42,11 +49,12 @@ async function getMedia() {
   try {
     // `?audio=raw` turns off echo cancellation, noise suppression and gain control: a test
     // tone passes untouched (they would treat a steady tone as noise).
-    const raw = new URLSearchParams(location.search).get("audio") === "raw";
+    const raw = params.get("audio") === "raw";
     const audio = raw ? { echoCancellation: false, noiseSuppression: false, autoGainControl: false } : true;
+    const [width, height] = (params.get("size") || "640x480").split("x").map(Number);
     localStream = await navigator.mediaDevices.getUserMedia({
       audio,
-      video: { width: { ideal: 640 }, height: { ideal: 480 }, frameRate: { ideal: 30 } },
+      video: { width: { ideal: width }, height: { ideal: height }, frameRate: { ideal: 30 } },
     });
     $("local").srcObject = localStream;
     watchLocalFrames();
@@ -76,13 +84,36 @@ function preferH264(transceiver) {
   transceiver.setCodecPreferences([...codecs].sort((a, b) => rank(a) - rank(b)));
 }
 
+// Holds the picture size and caps the bitrate when asked (kbps=N), as Duet's --bitrate does.
+function limitVideo(sender) {
+  const kbps = Number(params.get("kbps"));
+  if (!kbps) return;
+  senderNegotiated(sender).then(() => {
+    const p = sender.getParameters();
+    if (!p.encodings || !p.encodings.length) p.encodings = [{}];
+    p.encodings[0].maxBitrate = kbps * 1000;
+    p.degradationPreference = "maintain-resolution";
+    return sender.setParameters(p);
+  }).catch((e) => note(`Could not cap the bitrate: ${e.message}`));
+}
+
+function senderNegotiated(sender) {
+  return new Promise((resolve) => {
+    const check = () => (sender.transport ? resolve() : setTimeout(check, 50));
+    check();
+  });
+}
+
 function makePeer() {
   const pc = new RTCPeerConnection({ iceServers });
   duet.pc = pc;
   remoteDescriptionSet = false;
   pendingCandidates = [];
   // addTrack (not addTransceiver), so that an incoming offer's m-lines adopt our tracks.
-  for (const track of localStream ? localStream.getTracks() : []) pc.addTrack(track, localStream);
+  for (const track of localStream ? localStream.getTracks() : []) {
+    const sender = pc.addTrack(track, localStream);
+    if (track.kind === "video") limitVideo(sender);
+  }
   pc.ontrack = (event) => {
     const remote = $("remote");
     if (!remote.srcObject) remote.srcObject = new MediaStream();
@@ -133,6 +164,7 @@ function send(message) {
 
 async function applyRemote(description) {
   await duet.pc.setRemoteDescription(description);
+  if (description.type === "answer") duet.timeline.answerApplied = wallNow();
   remoteDescriptionSet = true;
   for (const c of pendingCandidates.splice(0)) await duet.pc.addIceCandidate(c).catch(() => {});
 }
@@ -154,6 +186,7 @@ async function answer(description, waitForCandidates) {
   await applyRemote(description);
   for (const t of pc.getTransceivers()) if (t.receiver.track.kind === "video") preferH264(t);
   await pc.setLocalDescription(await pc.createAnswer());
+  duet.timeline.answerApplied = wallNow();
   if (waitForCandidates) await gathered(pc);
   return pc.localDescription;
 }
@@ -378,8 +411,11 @@ function watchRemoteFrames() {
   if (watchingRemote) return;
   watchingRemote = true;
   const s = duet.stamps;
-  stampReader($("remote"), (stamp, _capturedAt) => {
-    const now = performance.timeOrigin + performance.now();
+  stampReader($("remote"), (stamp, _capturedAt, metadata) => {
+    const now = wallNow();
+    if (!duet.timeline.firstFrame) duet.timeline.firstFrame = now;
+    // When the decoded picture was handed to the compositor: the nearest to "decoded".
+    const presented = metadata && metadata.presentationTime ? performance.timeOrigin + metadata.presentationTime : now;
     // The same picture can be presented twice; only a step back is out of order.
     if (stamp.frame === s.last) return;
     s.read++;
@@ -389,7 +425,7 @@ function watchRemoteFrames() {
     // and is matched to the sender's own record of that frame instead.
     const latency = now - stamp.captureMs;
     if (latency > -1000 && latency < 5000) s.latencies.push(latency);
-    if (s.frames.length < 20000) s.frames.push([stamp.frame, now]);
+    if (s.frames.length < 20000) s.frames.push([stamp.frame, presented]);
   });
 }
 

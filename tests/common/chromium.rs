@@ -1,6 +1,7 @@
 //! Debian's Chromium, headless, as the other peer: launched with fake devices fed by Duet's
 //! pattern and tone, driven over the DevTools protocol (a few lines of CDP over a WebSocket),
-//! everything on loopback inside a network namespace the test makes for itself.
+//! everything on loopback inside a network namespace the test makes for itself. Shared by
+//! the tests and the call benchmark (`benches/call_bench.rs`).
 #![allow(dead_code)]
 
 use serde_json::{Value, json};
@@ -40,17 +41,17 @@ pub fn in_own_network(test_name: &str) -> bool {
 }
 
 /// Media files for the browser's fake camera and microphone: Duet's stamped pattern and
-/// tone, made by `duet pattern`.
-pub fn fake_media(dir: &Path, size: &str, tone: u32) -> (PathBuf, PathBuf) {
+/// tone, made by `duet pattern` (`duet` is the binary), looping every 4 s.
+pub fn fake_media(duet: &Path, dir: &Path, size: &str, tone: u32) -> (PathBuf, PathBuf) {
     let y4m = dir.join(format!("pattern-{size}.y4m"));
     let wav = dir.join(format!("tone-{tone}.wav"));
-    let status = Command::new(crate::common::duet())
+    let status = Command::new(duet)
         .args([
             "pattern",
             "--size",
             size,
             "--seconds",
-            "10",
+            "4",
             "--tone",
             &tone.to_string(),
         ])
