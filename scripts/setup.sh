@@ -7,7 +7,7 @@
 set -euo pipefail
 
 packages=(build-essential pkg-config cmake nasm libclang-dev libasound2-dev nftables iproute2 util-linux procps
-  chromium coturn)
+  chromium coturn openssl curl)
 
 sudo=""
 if [ "$(id -u)" -ne 0 ]; then

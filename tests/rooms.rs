@@ -354,3 +354,93 @@ fn hostile_clients_cannot_break_the_server() {
     let stderr = server.stop();
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
+
+#[test]
+fn the_server_speaks_tls_with_the_given_certificate() {
+    let dir = common::scratch("tls");
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    let made = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-days",
+            "1",
+        ])
+        .args([
+            "-subj",
+            "/CN=duet-test",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+        ])
+        // An end-entity certificate (webpki refuses a CA certificate as a server's own).
+        .args([
+            "-addext",
+            "basicConstraints=critical,CA:FALSE",
+            "-addext",
+            "extendedKeyUsage=serverAuth",
+        ])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl");
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let cert_arg = cert.display().to_string();
+    let key_arg = key.display().to_string();
+    let server = SignalServer::start(&["--tls-cert", &cert_arg, "--tls-key", &key_arg]);
+
+    // The page over https, trusting only our certificate.
+    let page = std::process::Command::new("curl")
+        .args(["--silent", "--fail", "--cacert", &cert_arg])
+        .arg(format!("https://127.0.0.1:{}/", server.port))
+        .output()
+        .expect("curl");
+    assert!(page.status.success(), "https fetch failed");
+    assert!(String::from_utf8_lossy(&page.stdout).contains("<title>Duet</title>"));
+
+    // A room over wss.
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(CertificateDer::from_pem_file(&cert).expect("cert"))
+        .expect("root");
+    let config = rustls::ClientConfig::builder()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let url = format!("wss://127.0.0.1:{}/ws", server.port);
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    runtime.block_on(async {
+        let connector = tokio_tungstenite::Connector::Rustls(std::sync::Arc::new(config));
+        let (mut ws, _) = tokio_tungstenite::connect_async_tls_with_config(
+            url.as_str(),
+            None,
+            false,
+            Some(connector),
+        )
+        .await
+        .expect("wss connect");
+        ws.send(tungstenite::Message::text(
+            r#"{"type":"join","room":"secure"}"#,
+        ))
+        .await
+        .expect("join");
+        assert!(
+            next_text(&mut ws)
+                .await
+                .unwrap_or_default()
+                .contains("\"joined\"")
+        );
+    });
+}

@@ -35,7 +35,7 @@ impl SignalServer {
         let mut out = std::io::BufReader::new(child.stdout.take().expect("stdout"));
         out.read_line(&mut line).expect("listening line");
         let port = line
-            .split("http://127.0.0.1:")
+            .split("://127.0.0.1:")
             .nth(1)
             .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
             .and_then(|p| p.parse().ok())
