@@ -459,6 +459,10 @@ async fn build_connection(
         // first check that gets through connects the call, so this is setup time. 28
         // attempts keep the library's 1.4 s per pair.
         .with_ice_connection_attempts(Some(Duration::from_millis(20)), Some(70))
+        // A peer-reflexive pair is what a browser's first check creates when it reaches us
+        // before its candidate does (trickle): it is as good as the host pair it stands for,
+        // and the library's 1 s wait for it was most of the setup time against Chromium.
+        .with_prflx_acceptance_min_wait(Some(Duration::ZERO))
         .with_multicast_dns_mode(mdns);
     if config.bind.is_some_and(|ip| ip.is_loopback()) {
         settings = settings.with_include_loopback_candidate(true);
