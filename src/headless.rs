@@ -279,6 +279,7 @@ impl HeadlessCall {
                         }
                     }
                     Some(CallUpdate::Message(text)) => say(&format!("the far side says: {text}")),
+                    Some(CallUpdate::RemotePictures(_)) => {}
                     Some(CallUpdate::State(state)) => match &state {
                         CallState::Connecting { .. } => say("connecting"),
                         CallState::Connected { disconnected_at: None, .. } => {

@@ -8,3 +8,4 @@ pub mod loopback;
 pub mod media;
 pub mod peer;
 pub mod signaling;
+pub mod ui;

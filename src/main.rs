@@ -251,10 +251,21 @@ fn main() -> ExitCode {
             }
         },
         None => {
-            eprintln!(
-                "duet: the window is not built yet. Try `duet call --loopback`, or `duet --help`."
-            );
-            ExitCode::from(2)
+            let has_display = std::env::var_os("DISPLAY").is_some()
+                || std::env::var_os("WAYLAND_DISPLAY").is_some();
+            if !has_display {
+                eprintln!(
+                    "duet: no display to open a window on. Try `duet call --loopback`, or `duet --help`."
+                );
+                return ExitCode::from(2);
+            }
+            match duet::ui::run_window(duet::ui::WindowOptions::default()) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("duet: {e}");
+                    ExitCode::FAILURE
+                }
+            }
         }
     }
 }

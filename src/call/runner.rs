@@ -41,6 +41,8 @@ pub enum CallCommand {
 /// What the call tells the user.
 #[derive(Debug)]
 pub enum CallUpdate {
+    /// Where the newest decoded remote picture waits (one slot, latest wins): for a screen.
+    RemotePictures(Arc<crate::media::mailbox::Mailbox<crate::media::frame::VideoFrame>>),
     LocalToken(PasteToken),
     /// A local ICE candidate to trickle to the far side (room mode).
     LocalCandidate(CandidateInit),
@@ -91,6 +93,9 @@ pub async fn run_call(
     updates: mpsc::Sender<CallUpdate>,
 ) {
     let receive = ReceivePipeline::start();
+    let _ = updates
+        .send(CallUpdate::RemotePictures(receive.latest_picture.clone()))
+        .await;
     let peer_config = PeerConfig {
         send_video: options.media.send_video,
         send_audio: options.media.send_audio,

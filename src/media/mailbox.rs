@@ -12,6 +12,14 @@ pub struct Mailbox<T> {
     replaced: AtomicU64,
 }
 
+impl<T> std::fmt::Debug for Mailbox<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Mailbox")
+            .field("replaced", &self.replaced())
+            .finish_non_exhaustive()
+    }
+}
+
 impl<T> Default for Mailbox<T> {
     fn default() -> Self {
         Self::new()

@@ -1,0 +1,88 @@
+//! Turns decoded I420 pictures into RGBA images on a thread of its own, newest only, and
+//! asks the window to repaint when one is ready: the UI thread only uploads the texture.
+
+use crate::media::frame::VideoFrame;
+use crate::media::mailbox::Mailbox;
+use eframe::egui;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+/// A running conversion thread; it stops when dropped.
+pub struct RgbaFeed {
+    ready: Arc<Mailbox<egui::ColorImage>>,
+    running: Arc<AtomicBool>,
+}
+
+impl RgbaFeed {
+    pub fn start(pictures: Arc<Mailbox<VideoFrame>>, ctx: egui::Context) -> Self {
+        let ready = Arc::new(Mailbox::new());
+        let running = Arc::new(AtomicBool::new(true));
+        let (out, alive) = (ready.clone(), running.clone());
+        let spawned = std::thread::Builder::new()
+            .name("video-present".into())
+            .spawn(move || {
+                while alive.load(Ordering::Relaxed) {
+                    if let Some(frame) = pictures.take_timeout(Duration::from_millis(100)) {
+                        out.put(to_color_image(&frame));
+                        ctx.request_repaint();
+                    }
+                }
+            });
+        if let Err(e) = spawned {
+            tracing::error!("the remote picture cannot be shown: {e}");
+        }
+        Self { ready, running }
+    }
+
+    /// The newest converted picture, if a new one came since the last call.
+    pub fn latest(&self) -> Option<egui::ColorImage> {
+        self.ready.take()
+    }
+}
+
+impl Drop for RgbaFeed {
+    fn drop(&mut self) {
+        self.running.store(false, Ordering::Relaxed);
+    }
+}
+
+/// BT.601 video-range I420 to RGBA.
+pub fn to_color_image(frame: &VideoFrame) -> egui::ColorImage {
+    let (w, h) = (frame.width, frame.height);
+    let (cw, _) = frame.chroma_size();
+    let (y_plane, u_plane, v_plane) = (frame.y(), frame.u(), frame.v());
+    let mut rgba = Vec::with_capacity(w * h * 4);
+    for row in 0..h {
+        let y_row = &y_plane[row * w..(row + 1) * w];
+        let c_off = (row / 2) * cw;
+        for (col, &y) in y_row.iter().enumerate() {
+            let c = (y as i32 - 16) * 298;
+            let d = u_plane[c_off + col / 2] as i32 - 128;
+            let e = v_plane[c_off + col / 2] as i32 - 128;
+            let clamp = |v: i32| ((v + 128) >> 8).clamp(0, 255) as u8;
+            rgba.extend_from_slice(&[
+                clamp(c + 409 * e),
+                clamp(c - 100 * d - 208 * e),
+                clamp(c + 516 * d),
+                255,
+            ]);
+        }
+    }
+    egui::ColorImage::from_rgba_unmultiplied([w, h], &rgba)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn video_range_black_and_white_become_full_range() {
+        let mut frame = VideoFrame::new(2, 2, 0);
+        let (y, _, _) = frame.planes_mut();
+        y.copy_from_slice(&[16, 235, 16, 235]);
+        let image = to_color_image(&frame);
+        assert_eq!(image.pixels[0], egui::Color32::from_rgb(0, 0, 0));
+        assert_eq!(image.pixels[1], egui::Color32::from_rgb(255, 255, 255));
+    }
+}
