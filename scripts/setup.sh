@@ -2,12 +2,13 @@
 # Installs what Duet needs to build and test on Debian 12: the C toolchain pieces the crates
 # build with (cmake for libopus, nasm for openh264's assembly, libclang for bindgen, ALSA
 # headers) and the real parts the tests run: nftables and iproute2 for lossy network
-# namespaces, Debian's Chromium as the other peer, coturn as the TURN server.
+# namespaces, Debian's Chromium as the other peer, coturn as the TURN server, Xvfb and
+# ImageMagick for the window test.
 # Idempotent; uses sudo when not root. Rust itself comes from rustup (1.85 or newer).
 set -euo pipefail
 
 packages=(build-essential pkg-config cmake nasm libclang-dev libasound2-dev nftables iproute2 util-linux procps
-  chromium coturn openssl curl)
+  chromium coturn openssl curl xvfb xauth imagemagick libgl1-mesa-dri libegl1 libxkbcommon-x11-0)
 
 sudo=""
 if [ "$(id -u)" -ne 0 ]; then

@@ -18,6 +18,13 @@ use std::time::Duration;
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
+    /// Open the window answering the offer token in this file; the answer token is printed
+    /// on standard output.
+    #[arg(long, value_name = "OFFER_FILE")]
+    answer: Option<PathBuf>,
+    /// Keep every ICE candidate of the window's calls on this address.
+    #[arg(long)]
+    bind: Option<IpAddr>,
 }
 
 #[derive(Subcommand)]
@@ -259,7 +266,27 @@ fn main() -> ExitCode {
                 );
                 return ExitCode::from(2);
             }
-            match duet::ui::run_window(duet::ui::WindowOptions::default()) {
+            let answer_offer = match &cli.answer {
+                Some(path) => match std::fs::read_to_string(path)
+                    .map_err(|e| format!("cannot read {}: {e}", path.display()))
+                    .and_then(|text| {
+                        duet::signaling::PasteToken::parse(&text, duet::signaling::SdpKind::Offer)
+                            .map_err(|e| e.to_string())
+                    }) {
+                    Ok(token) => Some(token),
+                    Err(e) => {
+                        eprintln!("duet: {e}");
+                        return ExitCode::from(2);
+                    }
+                },
+                None => None,
+            };
+            let options = duet::ui::WindowOptions {
+                bind: cli.bind,
+                answer_offer,
+                ..Default::default()
+            };
+            match duet::ui::run_window(options) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("duet: {e}");

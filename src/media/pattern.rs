@@ -209,32 +209,58 @@ fn draw_stamp(y_plane: &mut [u8], width: usize, geometry: StampGeometry, stamp: 
 }
 
 /// Reads the stamp from a luma plane of `width x height` whose rows are `stride` apart: the
-/// picture the pattern drew, after encode and decode (or scaled to a screen). `None` when
-/// the picture carries no readable stamp.
+/// picture the pattern drew, after encode and decode, or scaled on a screen. `None` when the
+/// picture carries no readable stamp.
 pub fn read_stamp(luma: &[u8], width: usize, height: usize, stride: usize) -> Option<Stamp> {
     let geometry = StampGeometry::for_size(width, height)?;
-    if stride < width || luma.len() < stride * (geometry.band_height().saturating_sub(1)) + width {
+    if stride < width || luma.len() < stride * height.saturating_sub(1) + width {
         return None;
     }
+    let exact = (geometry.cell_width as f64, geometry.cell_height as f64);
+    if let Some(stamp) = read_cells(luma, width, stride, exact) {
+        return Some(stamp);
+    }
+    // A scaled picture: the cells were a whole number of pixels wide in the original, so
+    // here they are up to a few percent narrower than width / 24. Search that range; the
+    // check value refuses every wrong guess.
+    let widest = width as f64 / STAMP_COLUMNS as f64;
+    let row_limit = height as f64 / (STAMP_ROWS * 3) as f64;
+    let mut cell = widest;
+    while cell >= widest * 0.9 && cell >= 2.0 {
+        if let Some(stamp) = read_cells(luma, width, stride, (cell, cell.min(row_limit))) {
+            return Some(stamp);
+        }
+        cell -= 0.1;
+    }
+    None
+}
+
+/// Reads the 96 cells with the given cell size (pixels, possibly fractional).
+fn read_cells(
+    luma: &[u8],
+    width: usize,
+    stride: usize,
+    (cell_w, cell_h): (f64, f64),
+) -> Option<Stamp> {
     let mut bits = [false; STAMP_BITS];
     for (i, bit) in bits.iter_mut().enumerate() {
-        let (cell_row, column) = (i / STAMP_COLUMNS, i % STAMP_COLUMNS);
+        let (cell_row, column) = ((i / STAMP_COLUMNS) as f64, (i % STAMP_COLUMNS) as f64);
         // Average the middle half of the cell: edges blur under compression and scaling.
-        let x0 = column * geometry.cell_width + geometry.cell_width / 4;
-        let x1 = column * geometry.cell_width + (geometry.cell_width * 3).div_ceil(4);
-        let y0 = cell_row * geometry.cell_height + geometry.cell_height / 4;
-        let y1 = cell_row * geometry.cell_height + (geometry.cell_height * 3).div_ceil(4);
+        let x0 = ((column + 0.25) * cell_w) as usize;
+        let x1 = (((column + 0.75) * cell_w).ceil() as usize).min(width);
+        let y0 = ((cell_row + 0.25) * cell_h) as usize;
+        let y1 = ((cell_row + 0.75) * cell_h).ceil() as usize;
         let (mut sum, mut count) = (0u32, 0u32);
         for y in y0..y1 {
-            let row = &luma[y * stride..y * stride + width];
-            for &px in &row[x0..x1] {
+            let row = luma.get(y * stride..y * stride + width)?;
+            for &px in row.get(x0..x1)? {
                 sum += px as u32;
                 count += 1;
             }
         }
         let mean = sum / count.max(1);
         // A cell that is neither clearly dark nor clearly bright is not a stamp cell.
-        if (80..176).contains(&mean) {
+        if count == 0 || (80..176).contains(&mean) {
             return None;
         }
         *bit = mean >= 128;
@@ -288,6 +314,22 @@ mod tests {
             row[..cell].fill(flipped);
         }
         assert_eq!(read_frame_stamp(&frame), None);
+    }
+
+    #[test]
+    fn the_stamp_reads_back_from_a_scaled_picture() {
+        let mut pattern = StampedPattern::new(640, 480);
+        let frame = pattern.next_frame(1_700_000_000_000_000);
+        // Nearest-neighbour scale to 874x655, as a window might show it.
+        let (w, h) = (874, 655);
+        let mut scaled = vec![0u8; w * h];
+        for y in 0..h {
+            for x in 0..w {
+                scaled[y * w + x] = frame.y()[(y * 480 / h) * 640 + x * 640 / w];
+            }
+        }
+        let stamp = read_stamp(&scaled, w, h, w).expect("stamp in the scaled picture");
+        assert_eq!(stamp.capture_time_ms, 1_700_000_000_000);
     }
 
     #[test]

@@ -17,6 +17,9 @@ use view::{UiAction, WindowView};
 pub struct WindowOptions {
     pub media: MediaSettings,
     pub bind: Option<std::net::IpAddr>,
+    /// Start by answering this offer, and print the answer token on stdout (scripts and
+    /// tests drive the window this way).
+    pub answer_offer: Option<crate::signaling::PasteToken>,
 }
 
 /// Opens the window and runs until it is closed.
@@ -37,15 +40,21 @@ pub fn run_window(options: WindowOptions) -> Result<(), String> {
         "Duet",
         native,
         Box::new(move |cc| {
-            Ok(Box::new(DuetWindow {
+            let first_offer = options.answer_offer.clone();
+            let mut window = DuetWindow {
                 runtime,
+                print_token: first_offer.is_some(),
                 options,
                 ctx: cc.egui_ctx.clone(),
                 view: WindowView::default(),
                 session: None,
                 feed: None,
                 texture: None,
-            }))
+            };
+            if let Some(offer) = first_offer {
+                window.start_session(Some(offer));
+            }
+            Ok(Box::new(window))
         }),
     )
     .map_err(|e| format!("opening the window: {e}"))
@@ -59,6 +68,8 @@ struct DuetWindow {
     session: Option<Session>,
     feed: Option<RgbaFeed>,
     texture: Option<eframe::egui::TextureHandle>,
+    /// Print our token on stdout (the window was started with an offer to answer).
+    print_token: bool,
 }
 
 impl DuetWindow {
@@ -106,6 +117,12 @@ impl DuetWindow {
         for update in session.updates() {
             if let CallUpdate::RemotePictures(pictures) = &update {
                 self.feed = Some(RgbaFeed::start(pictures.clone(), self.ctx.clone()));
+            }
+            if let (CallUpdate::LocalToken(token), true) = (&update, self.print_token) {
+                use std::io::Write;
+                let mut out = std::io::stdout().lock();
+                let _ = writeln!(out, "{}", token.encode());
+                let _ = out.flush();
             }
             self.view.apply(update, std::time::Instant::now());
         }
