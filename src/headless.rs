@@ -4,12 +4,13 @@
 //! to stderr; the summary ends the output.
 
 use crate::call::pipeline::MediaSettings;
+use crate::call::room::{RoomInput, RoomLink};
 use crate::call::{
     CallCommand, CallOptions, CallState, CallSummary, CallUpdate, EndReason, run_call,
 };
 use crate::peer::PeerConfig;
-use crate::signaling::client::{RoomSession, SignalingError};
-use crate::signaling::protocol::{IceServer, Message};
+use crate::signaling::client::SignalingError;
+use crate::signaling::protocol::IceServer;
 use crate::signaling::token::{PasteToken, SdpKind, TokenError};
 use rtc::peer_connection::transport::RTCIceServer;
 use std::io::Write;
@@ -134,38 +135,16 @@ fn rtc_ice_servers(servers: &[IceServer]) -> Vec<RTCIceServer> {
         .collect()
 }
 
-/// The signaling connection of a room call, while it lasts.
-struct Room {
-    session: Option<RoomSession>,
-}
-
-impl Room {
-    async fn send(&mut self, message: Message) {
-        if let Some(session) = self.session.as_mut()
-            && session.send(&message).await.is_err()
-        {
-            self.session = None;
-        }
-    }
-
-    async fn recv(&mut self) -> Option<Message> {
-        match self.session.as_mut() {
-            Some(session) => session.recv().await,
-            None => std::future::pending().await,
-        }
-    }
-}
-
 impl HeadlessCall {
     /// Runs the call to its end.
     pub async fn run(self) -> HeadlessOutcome {
         let mut ice_servers = self.ice_servers.clone();
-        let mut room: Option<Room> = None;
+        let mut room: Option<RoomLink> = None;
         let mut we_offer = false;
         if let Rendezvous::Room { server, room: name } = &self.rendezvous {
             say(&format!("joining room {name:?} at {server}"));
-            match crate::signaling::client::join(server, name).await {
-                Ok((joined, session)) => {
+            match RoomLink::join(server, name).await {
+                Ok((joined, link)) => {
                     ice_servers.extend(joined.ice_servers);
                     we_offer = joined.peers >= 2;
                     say(if we_offer {
@@ -173,9 +152,7 @@ impl HeadlessCall {
                     } else {
                         "waiting for the other person to join"
                     });
-                    room = Some(Room {
-                        session: Some(session),
-                    });
+                    room = Some(link);
                 }
                 Err(e) => return self.signaling_failed(e),
             }
@@ -229,7 +206,6 @@ impl HeadlessCall {
 
         let mut interrupt = Box::pin(interrupted());
         let mut interrupted_once = false;
-        let mut connected_once = false;
         let mut hang_up_at: Option<tokio::time::Instant> = None;
         let mut answer_reader: Option<tokio::task::JoinHandle<Result<PasteToken, TokenError>>> =
             None;
@@ -253,16 +229,16 @@ impl HeadlessCall {
                 }
             };
             tokio::select! {
-                update = update_rx.recv() => match update {
-                    Some(CallUpdate::LocalToken(token)) => match room.as_mut() {
-                        Some(room) => {
-                            let message = match token.kind {
-                                SdpKind::Offer => Message::Offer { sdp: token.sdp },
-                                SdpKind::Answer => Message::Answer { sdp: token.sdp },
-                            };
-                            room.send(message).await;
-                        }
-                        None => {
+                update = update_rx.recv() => {
+                    let carried = match (room.as_mut(), &update) {
+                        (Some(room), Some(update)) => room.carry(update).await,
+                        _ => false,
+                    };
+                    if carried {
+                        continue;
+                    }
+                    match update {
+                    Some(CallUpdate::LocalToken(token)) => {
                             let mut out = std::io::stdout().lock();
                             let _ = writeln!(out, "{}", token.encode());
                             let _ = out.flush();
@@ -271,20 +247,16 @@ impl HeadlessCall {
                                 let this = self.clone();
                                 answer_reader = Some(tokio::spawn(async move { this.incoming_token(SdpKind::Answer).await }));
                             }
-                        }
                     },
-                    Some(CallUpdate::LocalCandidate(candidate)) => {
-                        if let Some(room) = room.as_mut() {
-                            room.send(Message::Candidate { candidate }).await;
-                        }
-                    }
-                    Some(CallUpdate::Message(text)) => say(&format!("the far side says: {text}")),
-                    Some(CallUpdate::RemotePictures(_)) => {}
+                    Some(CallUpdate::Greeting(name)) => say(&format!("the far side is {name:?}")),
+                    Some(CallUpdate::Chat(text)) => say(&format!("the far side says: {text}")),
+                    Some(CallUpdate::Verification(code)) => say(&format!("security code {code} (the far side must show the same)")),
+                    Some(CallUpdate::Note(text)) => say(&text),
+                    Some(CallUpdate::LocalCandidate(_) | CallUpdate::RemotePictures(_) | CallUpdate::LocalPictures(_) | CallUpdate::Stats(_)) => {}
                     Some(CallUpdate::State(state)) => match &state {
                         CallState::Connecting { .. } => say("connecting"),
                         CallState::Connected { disconnected_at: None, .. } => {
                             say("connected");
-                            connected_once = true;
                             if let (Some(duration), None) = (self.duration, hang_up_at) {
                                 hang_up_at = Some(tokio::time::Instant::now() + duration);
                             }
@@ -293,13 +265,8 @@ impl HeadlessCall {
                         _ => {}
                     },
                     Some(CallUpdate::Ended { reason, summary }) => {
-                        if let Some(mut room) = room.take() {
-                            if reason == EndReason::LocalHangUp {
-                                room.send(Message::Bye).await;
-                            }
-                            if let Some(session) = room.session.take() {
-                                session.close().await;
-                            }
+                        if let Some(room) = room.take() {
+                            room.leave(&reason).await;
                         }
                         let _ = runner.await;
                         return self.finish(reason, summary);
@@ -308,34 +275,11 @@ impl HeadlessCall {
                         let summary = CallSummary { end_reason: "the call stopped unexpectedly".into(), ..Default::default() };
                         return HeadlessOutcome::Failed(Box::new(summary));
                     }
+                    }
                 },
-                message = from_room => match message {
-                    Some(Message::Offer { sdp }) => {
-                        let _ = command_tx.send(CallCommand::AcceptOffer(PasteToken::new(SdpKind::Offer, sdp))).await;
-                    }
-                    Some(Message::Answer { sdp }) => {
-                        let _ = command_tx.send(CallCommand::AcceptAnswer(PasteToken::new(SdpKind::Answer, sdp))).await;
-                    }
-                    Some(Message::Candidate { candidate }) => {
-                        let _ = command_tx.send(CallCommand::RemoteCandidate(candidate)).await;
-                    }
-                    Some(Message::Bye) => {
-                        let _ = command_tx.send(CallCommand::RemoteHungUp).await;
-                    }
-                    Some(Message::PeerJoined) => say("the other person joined"),
-                    Some(Message::Error { message }) => say(&format!("the signaling server says: {message}")),
-                    Some(_) => {}
-                    None => {
-                        if let Some(room) = room.as_mut() {
-                            room.session = None;
-                        }
-                        if connected_once {
-                            say("the signaling server went away; the call goes on");
-                        } else {
-                            let why = "the signaling server went away before the call connected".to_owned();
-                            let _ = command_tx.send(CallCommand::Fail(why)).await;
-                        }
-                    }
+                input = from_room => match input {
+                    RoomInput::Command(command) => { let _ = command_tx.send(command).await; }
+                    RoomInput::Note(text) => say(&text),
                 },
                 read = answer => {
                     answer_reader = None;

@@ -20,8 +20,14 @@ struct Cli {
     command: Option<Command>,
     /// Open the window answering the offer token in this file; the answer token is printed
     /// on standard output.
-    #[arg(long, value_name = "OFFER_FILE")]
+    #[arg(long, value_name = "OFFER_FILE", conflicts_with = "room")]
     answer: Option<PathBuf>,
+    /// Open the window and join this room on the signaling server.
+    #[arg(long)]
+    room: Option<String>,
+    /// The signaling server for --room (and the one the window suggests).
+    #[arg(long, default_value = "ws://127.0.0.1:8480/ws")]
+    server: String,
     /// Keep every ICE candidate of the window's calls on this address.
     #[arg(long)]
     bind: Option<IpAddr>,
@@ -281,9 +287,19 @@ fn main() -> ExitCode {
                 },
                 None => None,
             };
+            if let Some(room) = &cli.room
+                && !valid_room_name(room)
+            {
+                eprintln!(
+                    "duet: {room:?}: room names are 1 to 64 letters, digits, '-', '_' or '.'"
+                );
+                return ExitCode::from(2);
+            }
             let options = duet::ui::WindowOptions {
                 bind: cli.bind,
                 answer_offer,
+                server: cli.server,
+                join_room: cli.room,
                 ..Default::default()
             };
             match duet::ui::run_window(options) {

@@ -158,16 +158,32 @@ fn first_line(child: &mut std::process::Child) -> String {
 
 /// Pastes `token` into the page's paste panel, as a person would, and returns what the page
 /// then shows as its own token (empty when it only applied an answer).
-fn paste_into_page(page: &mut Page, token: &str) -> String {
+/// Pastes `token` into the page's paste panel; when `answers`, waits for the page's answer
+/// token (or an error) and returns it.
+fn paste_into_page(page: &mut Page, token: &str, answers: bool) -> String {
     let js = serde_json::to_string(token).expect("json string");
     page.eval(&format!(
         "document.getElementById('my-token').value = ''; document.getElementById('their-token').value = {js}; document.getElementById('use-token').click()"
     ));
-    std::thread::sleep(SECOND / 2);
-    page.eval("document.getElementById('my-token').value")
-        .as_str()
-        .unwrap_or("")
-        .to_owned()
+    // The page answers once its ICE gathering is complete, or shows an error at once; a
+    // busy machine may take a while.
+    let deadline = std::time::Instant::now() + 10 * SECOND;
+    loop {
+        std::thread::sleep(SECOND / 10);
+        let token = page
+            .eval("document.getElementById('my-token').value")
+            .as_str()
+            .unwrap_or("")
+            .to_owned();
+        let error = page.eval("document.getElementById('paste-error').textContent");
+        if !answers
+            || !token.is_empty()
+            || !error.as_str().unwrap_or("").is_empty()
+            || std::time::Instant::now() > deadline
+        {
+            return token;
+        }
+    }
 }
 
 fn wait_success(child: &mut std::process::Child) {
@@ -203,7 +219,7 @@ fn chromium_and_duet_call_by_paste() {
     );
 
     // A bad paste gets the same kind of hint as `duet call` gives.
-    let shown = paste_into_page(&mut page, "hello, this is my offer");
+    let shown = paste_into_page(&mut page, "hello, this is my offer", true);
     assert!(shown.is_empty());
     let error = page.eval("document.getElementById('paste-error').textContent");
     assert!(
@@ -215,7 +231,7 @@ fn chromium_and_duet_call_by_paste() {
     let stats = scratch.join("offer.json");
     let mut duet = paste_duet("--offer", &stats);
     let offer = first_line(&mut duet);
-    let answer = paste_into_page(&mut page, &offer);
+    let answer = paste_into_page(&mut page, &offer, true);
     assert!(
         answer.starts_with("eyJ"),
         "the page showed no answer token: {answer:?}"
@@ -241,7 +257,7 @@ fn chromium_and_duet_call_by_paste() {
     let mut stdin = duet.stdin.take().expect("stdin");
     writeln!(stdin, "{}", offer.as_str().unwrap_or("")).expect("offer in");
     let answer = first_line(&mut duet);
-    paste_into_page(&mut page, &answer);
+    paste_into_page(&mut page, &answer, false);
     assert_eq!(
         page.eval("document.getElementById('paste-error').textContent"),
         ""

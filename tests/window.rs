@@ -1,12 +1,14 @@
 //! The real window under Xvfb, answering a headless `duet call --offer` that sends the
 //! stamped pattern: a screenshot of the X display shows the remote picture, whose stamp is
-//! read back from the screen's pixels (frames reach the screen, not only the decoder).
+//! read back from the screen's pixels (frames reach the screen, not only the decoder), and
+//! what the window says is read off the screen by OCR (tesseract), as a person reads it.
 
 mod common;
 
 use duet::media::pattern::read_stamp;
 use std::io::{BufRead, BufReader, Write};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 const SCREEN: (usize, usize) = (1280, 800);
@@ -19,7 +21,9 @@ struct Display {
 
 impl Display {
     fn start() -> Self {
-        let number = 90 + std::process::id() % 500;
+        // Tests of one binary run side by side: each takes a display number of its own.
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let number = 90 + (std::process::id() % 400) * 4 + NEXT.fetch_add(1, Ordering::Relaxed) % 4;
         let name = format!(":{number}");
         let server = Command::new("Xvfb")
             .args([
@@ -55,6 +59,109 @@ impl Display {
         assert!(status.success());
         (std::fs::read(&path).expect("screenshot"), taken_ms)
     }
+
+    /// Types on the Duet window's keyboard, as a person would (xdotool: `key c`,
+    /// `type hello`, ...). The window is focused first: Xvfb has no window manager.
+    fn keyboard(&self, words: &[&str]) {
+        let xdotool = |args: &[&str]| {
+            let out = Command::new("xdotool")
+                .args(args)
+                .env("DISPLAY", &self.name)
+                .output()
+                .expect("xdotool (scripts/setup.sh installs it)");
+            String::from_utf8_lossy(&out.stdout).trim().to_owned()
+        };
+        let window = xdotool(&["search", "--name", "^Duet$"]);
+        let window = window
+            .lines()
+            .next()
+            .expect("no Duet window on the display");
+        xdotool(&["windowfocus", "--sync", window]);
+        xdotool(words);
+    }
+
+    /// Waits until the status bar says `text` (lower case, no spaces); returns what it said.
+    fn wait_for_status(&self, dir: &std::path::Path, text: &str, timeout: Duration) -> String {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let said = self.status_text(dir);
+            if said.contains(text) {
+                return said;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the window never said {text:?}; it says {said:?}"
+            );
+            std::thread::sleep(Duration::from_millis(300));
+        }
+    }
+
+    /// The text of the window's status bar (its top 30 rows), as OCR reads it, lower case
+    /// and without spaces (OCR is unsure of the small spaces).
+    fn status_text(&self, dir: &std::path::Path) -> String {
+        let shot = dir.join("status.png");
+        let status = Command::new("import")
+            .args(["-display", &self.name, "-window", "root"])
+            .args([
+                "-crop",
+                "1280x30+0+0",
+                "-resize",
+                "300%",
+                "-colorspace",
+                "Gray",
+                "-negate",
+            ])
+            .arg(&shot)
+            .status()
+            .expect("import (ImageMagick; scripts/setup.sh installs it)");
+        assert!(status.success());
+        let out = Command::new("tesseract")
+            .arg(&shot)
+            .arg("-")
+            .stderr(Stdio::null())
+            .output()
+            .expect("tesseract (scripts/setup.sh installs tesseract-ocr)");
+        String::from_utf8_lossy(&out.stdout)
+            .to_lowercase()
+            .chars()
+            .filter(|c| !c.is_whitespace())
+            .collect()
+    }
+}
+
+/// A headless `duet call --offer` sending the pattern for `seconds`, and the window on
+/// `display` answering it; both are running and connecting when this returns.
+fn call_the_window(dir: &std::path::Path, display: &Display, seconds: u32) -> (Child, Child) {
+    let mut offerer = Command::new(common::duet())
+        .args(["call", "--offer", "--bind", "127.0.0.1", "--duration"])
+        .arg(seconds.to_string())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("duet call --offer");
+    let mut offer = String::new();
+    let mut offer_out = BufReader::new(offerer.stdout.take().expect("stdout"));
+    offer_out.read_line(&mut offer).expect("offer");
+    std::thread::spawn(move || std::io::copy(&mut offer_out, &mut std::io::sink()));
+    std::fs::write(dir.join("offer.txt"), &offer).expect("offer file");
+
+    let mut window = Command::new(common::duet())
+        .args(["--bind", "127.0.0.1", "--answer"])
+        .arg(dir.join("offer.txt"))
+        .env("DISPLAY", &display.name)
+        .env_remove("WAYLAND_DISPLAY")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("duet window");
+    let mut answer = String::new();
+    BufReader::new(window.stdout.take().expect("stdout"))
+        .read_line(&mut answer)
+        .expect("answer");
+    let mut offer_in = offerer.stdin.take().expect("stdin");
+    offer_in.write_all(answer.as_bytes()).expect("answer in");
+    (offerer, window)
 }
 
 impl Drop for Display {
@@ -106,34 +213,7 @@ fn remote_picture(rgb: &[u8]) -> Option<(Vec<u8>, usize, usize)> {
 fn window_shows_the_remote_picture() {
     let dir = common::scratch("window");
     let display = Display::start();
-    let mut offerer = Command::new(common::duet())
-        .args(["call", "--offer", "--bind", "127.0.0.1", "--duration", "8"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("duet call --offer");
-    let mut offer = String::new();
-    let mut offer_out = BufReader::new(offerer.stdout.take().expect("stdout"));
-    offer_out.read_line(&mut offer).expect("offer");
-    std::thread::spawn(move || std::io::copy(&mut offer_out, &mut std::io::sink()));
-    std::fs::write(dir.join("offer.txt"), &offer).expect("offer file");
-
-    let mut window = Command::new(common::duet())
-        .args(["--bind", "127.0.0.1", "--answer"])
-        .arg(dir.join("offer.txt"))
-        .env("DISPLAY", &display.name)
-        .env_remove("WAYLAND_DISPLAY")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("duet window");
-    let mut answer = String::new();
-    BufReader::new(window.stdout.take().expect("stdout"))
-        .read_line(&mut answer)
-        .expect("answer");
-    let mut offer_in = offerer.stdin.take().expect("stdin");
-    offer_in.write_all(answer.as_bytes()).expect("answer in");
+    let (mut offerer, mut window) = call_the_window(&dir, &display, 8);
 
     // Give the call a moment, then read stamps off the screen a few times.
     std::thread::sleep(Duration::from_secs(3));
@@ -164,4 +244,117 @@ fn window_shows_the_remote_picture() {
     latencies.sort_by(|a, b| a.total_cmp(b));
     eprintln!("capture to screen (screenshot time minus stamp): {latencies:?} ms");
     assert!(latencies[latencies.len() / 2] < 500.0, "{latencies:?}");
+}
+
+#[test]
+fn window_survives_the_peer_vanishing() {
+    let dir = common::scratch("window-vanish");
+    let display = Display::start();
+    let (mut offerer, mut window) = call_the_window(&dir, &display, 60);
+    display.wait_for_status(&dir, "inacall", Duration::from_secs(20));
+    std::thread::sleep(Duration::from_secs(1));
+    let _ = offerer.kill();
+    let _ = offerer.wait();
+    let killed = Instant::now();
+
+    // The window goes on drawing while it finds out, then says what happened.
+    let mut screens = Vec::new();
+    let mut said = String::new();
+    while killed.elapsed() < Duration::from_secs(25) {
+        screens.push(display.screenshot(&dir).0);
+        said = display.status_text(&dir);
+        if said.contains("connectionlost") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(700));
+    }
+    let noticed = killed.elapsed();
+    let still_running = window.try_wait().ok().flatten().is_none();
+    let _ = window.kill();
+    let _ = window.wait();
+    assert!(
+        said.contains("callended") && said.contains("connectionlost"),
+        "after 25 s the window says {said:?}"
+    );
+    screens.dedup();
+    assert!(
+        screens.len() >= 2,
+        "the screen did not change after the far side vanished"
+    );
+    assert!(still_running, "the window exited");
+    eprintln!(
+        "the window said \"connection lost\" {:.1} s after the far side was killed ({} different screens meanwhile)",
+        noticed.as_secs_f64(),
+        screens.len()
+    );
+}
+
+#[test]
+fn window_joins_a_room_chats_and_hangs_up() {
+    let dir = common::scratch("window-room");
+    let display = Display::start();
+    let server = common::SignalServer::start(&[]);
+    let mut window = Command::new(common::duet())
+        .args(["--bind", "127.0.0.1", "--room", "lounge", "--server"])
+        .arg(server.ws_url())
+        .env("DISPLAY", &display.name)
+        .env_remove("WAYLAND_DISPLAY")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("duet window");
+    display.wait_for_status(&dir, "waitingfortheotherperson", Duration::from_secs(20));
+    let mut far = common::RoomCall::start(
+        &server.ws_url(),
+        "lounge",
+        dir.join("far.json"),
+        &["--duration", "30"],
+    );
+    // Both sides show the same security code.
+    let seen = far.wait_for("security code", Duration::from_secs(20));
+    let code: String = seen
+        .last()
+        .and_then(|line| line.split("security code ").nth(1))
+        .map(|rest| {
+            rest.chars()
+                .take(7)
+                .filter(|c| c.is_ascii_digit())
+                .collect()
+        })
+        .expect("code");
+    assert_eq!(code.len(), 6, "{seen:?}");
+    let said = display.wait_for_status(&dir, "inacallwithduet", Duration::from_secs(20));
+    assert!(
+        said.contains(&code),
+        "the far side's code is {code}; {said:?}"
+    );
+
+    // A chat line typed in the window reaches the far side.
+    display.keyboard(&["key", "c"]);
+    std::thread::sleep(Duration::from_millis(300));
+    display.keyboard(&["type", "hello from the window"]);
+    display.keyboard(&["key", "Return"]);
+    far.wait_for(
+        "the far side says: hello from the window",
+        Duration::from_secs(10),
+    );
+
+    // Hanging up in the window ends the call on the far side too.
+    // Esc leaves the message box, the next one hangs up. (Ctrl+W does not reach the window
+    // through xdotool under Xvfb; the kittest of the call screen covers it.)
+    display.keyboard(&["key", "Escape"]);
+    std::thread::sleep(Duration::from_millis(200));
+    display.keyboard(&["key", "Escape"]);
+    display.wait_for_status(&dir, "callended:youhungup", Duration::from_secs(10));
+    far.wait(Duration::from_secs(15));
+    let summary = far.summary();
+    assert_eq!(summary.end_reason, "remote hung up");
+    assert!(
+        summary.video_received.frames_decoded > 30,
+        "the far side decoded {} of the window's pictures",
+        summary.video_received.frames_decoded
+    );
+    assert!(summary.messages_received.iter().any(|m| m == "Duet"));
+    let _ = window.kill();
+    let _ = window.wait();
 }

@@ -2,9 +2,9 @@
 //! controls for each call state, buttons that send the right commands, the paste error,
 //! the end reason.
 
-use duet::call::{CallState, CallUpdate, EndReason};
+use duet::call::{CallState, CallUpdate, EndReason, LiveStats};
 use duet::signaling::{PasteToken, SdpKind};
-use duet::ui::view::{UiAction, WindowView};
+use duet::ui::view::{Pictures, UiAction, WindowView};
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
 use std::time::Instant;
@@ -19,13 +19,15 @@ fn their_token_box<'a>(h: &'a Harness<'static, State>) -> egui_kittest::Node<'a>
 }
 
 fn harness(view: WindowView) -> Harness<'static, State> {
-    Harness::new_ui_state(
-        |ui, state: &mut State| {
-            let actions = state.0.show(ui, None, Instant::now());
-            state.1.extend(actions);
-        },
-        (view, Vec::new()),
-    )
+    Harness::builder()
+        .with_size(eframe::egui::vec2(1280.0, 800.0))
+        .build_ui_state(
+            |ui, state: &mut State| {
+                let actions = state.0.show(ui, Pictures::default(), Instant::now());
+                state.1.extend(actions);
+            },
+            (view, Vec::new()),
+        )
 }
 
 const SDP: &str = "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\nc=IN IP4 0.0.0.0\r\na=rtpmap:111 opus/48000/2\r\n";
@@ -71,8 +73,7 @@ fn a_pasted_offer_is_answered() {
     assert_eq!(h.state().1, vec![UiAction::AnswerOffer(token)]);
 }
 
-#[test]
-fn a_connected_call_has_a_hang_up_button_that_hangs_up() {
+fn connected() -> WindowView {
     let mut view = WindowView::default();
     view.apply(
         CallUpdate::State(CallState::Connected {
@@ -81,7 +82,12 @@ fn a_connected_call_has_a_hang_up_button_that_hangs_up() {
         }),
         Instant::now(),
     );
-    let mut h = harness(view);
+    view
+}
+
+#[test]
+fn a_connected_call_has_a_hang_up_button_that_hangs_up() {
+    let mut h = harness(connected());
     h.run();
     assert!(h.query_by_label("Create offer").is_none());
     assert!(h.query_by_label_contains("In a call").is_some());
@@ -102,4 +108,136 @@ fn the_end_reason_is_shown_in_words() {
     h.get_by_label("Back to start").click();
     h.run();
     assert_eq!(h.state().1, vec![UiAction::BackToStart]);
+}
+
+#[test]
+fn the_start_screen_says_which_devices_are_used() {
+    let mut h = harness(WindowView::default());
+    h.run();
+    assert!(h.query_by_value("Test pattern").is_some());
+    assert!(h.query_by_value("Test tone").is_some());
+    assert!(
+        h.query_by_label_contains("Duet sends its test pattern")
+            .is_some()
+    );
+    assert!(h.query_by_label("Your name").is_some());
+}
+
+#[test]
+fn joining_a_room_asks_for_that_room_on_that_server() {
+    let mut h = harness(WindowView::with_room("ws://127.0.0.1:9/ws", "kitchen"));
+    h.run();
+    h.get_by_label("Join room").click();
+    h.run();
+    assert_eq!(
+        h.state().1,
+        vec![UiAction::JoinRoom {
+            server: "ws://127.0.0.1:9/ws".into(),
+            room: "kitchen".into()
+        }]
+    );
+}
+
+#[test]
+fn a_bad_room_name_is_refused_with_a_hint() {
+    let mut h = harness(WindowView::with_room("ws://127.0.0.1:9/ws", "my room!"));
+    h.run();
+    h.get_by_label("Join room").click();
+    h.run();
+    assert!(h.state().1.is_empty());
+    assert!(h.query_by_label_contains("Room names are").is_some());
+}
+
+#[test]
+fn mute_and_camera_buttons_toggle_and_say_what_they_will_do() {
+    let mut h = harness(connected());
+    h.run();
+    h.get_by_label("Mute microphone").click();
+    h.run();
+    assert!(h.query_by_label("Unmute microphone").is_some());
+    h.get_by_label("Turn camera off").click();
+    h.run();
+    assert!(h.query_by_label("Turn camera on").is_some());
+    assert!(h.query_by_label("Camera off").is_some());
+    h.get_by_label("Unmute microphone").click();
+    h.run();
+    assert_eq!(
+        h.state().1,
+        vec![
+            UiAction::MuteMicrophone(true),
+            UiAction::CameraOff(true),
+            UiAction::MuteMicrophone(false)
+        ]
+    );
+}
+
+#[test]
+fn the_m_key_mutes() {
+    let mut h = harness(connected());
+    h.run();
+    h.key_press(eframe::egui::Key::M);
+    h.run();
+    assert_eq!(h.state().1, vec![UiAction::MuteMicrophone(true)]);
+}
+
+#[test]
+fn chat_lines_go_out_and_come_in() {
+    let mut view = connected();
+    view.apply(CallUpdate::Greeting("Ada".into()), Instant::now());
+    view.apply(CallUpdate::Chat("hello there".into()), Instant::now());
+    let mut h = harness(view);
+    h.run();
+    assert!(h.query_by_label_contains("with Ada").is_some());
+    h.get_by_label("Chat (1)").click();
+    h.run();
+    assert!(h.query_by_label("Ada: hello there").is_some());
+    let input = h.get_by_role_and_label(eframe::egui::accesskit::Role::TextInput, "Message");
+    input.focus();
+    h.run();
+    h.get_by_role_and_label(eframe::egui::accesskit::Role::TextInput, "Message")
+        .type_text("hi Ada");
+    h.run();
+    h.get_by_label("Send").click();
+    h.run();
+    assert_eq!(h.state().1, vec![UiAction::SendChat("hi Ada".into())]);
+    assert!(h.query_by_label("You: hi Ada").is_some());
+}
+
+#[test]
+fn the_security_code_and_the_stats_are_shown() {
+    let mut view = connected();
+    view.apply(CallUpdate::Verification("123 456".into()), Instant::now());
+    view.apply(
+        CallUpdate::Stats(LiveStats {
+            remote_size: Some((640, 480)),
+            remote_fps: 30.0,
+            rtt_ms: Some(2.0),
+            ..Default::default()
+        }),
+        Instant::now(),
+    );
+    let mut h = harness(view);
+    h.run();
+    assert!(h.query_by_label("123 456").is_some());
+    assert!(h.query_by_label("640x480").is_none());
+    h.get_by_label("Stats").click();
+    h.run();
+    assert!(h.query_by_label("640x480").is_some());
+    assert!(h.query_by_label("30 fps").is_some());
+    assert!(h.query_by_label("2.0 ms").is_some());
+}
+
+#[test]
+fn ctrl_w_hangs_up_even_while_typing_a_chat_line() {
+    let mut h = harness(connected());
+    h.run();
+    h.key_press(eframe::egui::Key::C);
+    h.run();
+    h.run();
+    h.get_by_role_and_label(eframe::egui::accesskit::Role::TextInput, "Message")
+        .type_text("typing");
+    h.run();
+    h.key_press_modifiers(eframe::egui::Modifiers::COMMAND, eframe::egui::Key::W);
+    h.run();
+    assert_eq!(h.state().1, vec![UiAction::HangUp]);
 }

@@ -1,11 +1,15 @@
 //! The call controller: one state machine ([`state`]), the runner that carries out its
-//! effects ([`runner`]), the media threads ([`pipeline`]) and the end-of-call summary.
+//! effects ([`runner`]), the media threads ([`pipeline`]), the room a call may go through
+//! ([`room`]), the live numbers ([`live`]) and the end-of-call summary.
 
+pub mod live;
 pub mod pipeline;
+pub mod room;
 pub mod runner;
 pub mod state;
 pub mod summary;
 
+pub use live::LiveStats;
 pub use runner::{CallCommand, CallOptions, CallUpdate, run_call};
 pub use state::{Call, CallEvent, CallState, EndReason, Role};
 pub use summary::CallSummary;

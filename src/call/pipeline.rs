@@ -62,6 +62,11 @@ pub struct SendCounters {
     pub keyframe_requested: AtomicBool,
     /// A new target bitrate for the encoder, or 0 for none pending.
     pub new_bitrate_bps: AtomicU32,
+    /// The person muted the microphone: silence is sent (the stream stays up, as a
+    /// browser's disabled track does).
+    pub microphone_muted: AtomicBool,
+    /// The person turned the camera off: black pictures are sent.
+    pub camera_off: AtomicBool,
 }
 
 /// The sending threads and tasks of a connected call.
@@ -101,11 +106,13 @@ fn pace(next: &mut Instant, period: Duration) {
 }
 
 impl SendPipeline {
+    /// `preview`, when given, gets each picture sent, for a self-view.
     pub fn start(
         settings: &MediaSettings,
         video: Option<Arc<OutgoingTrack>>,
         audio: Option<Arc<OutgoingTrack>>,
         counters: Arc<SendCounters>,
+        preview: Option<Arc<Mailbox<VideoFrame>>>,
     ) -> Self {
         let running = Arc::new(AtomicBool::new(true));
         let mut pipeline = SendPipeline {
@@ -115,7 +122,7 @@ impl SendPipeline {
             counters: counters.clone(),
         };
         if let (true, Some(track)) = (settings.send_video, video) {
-            pipeline.start_video(settings, track);
+            pipeline.start_video(settings, track, preview);
         }
         if let (true, Some(track)) = (settings.send_audio, audio) {
             pipeline.start_audio(settings, track);
@@ -123,7 +130,12 @@ impl SendPipeline {
         pipeline
     }
 
-    fn start_video(&mut self, settings: &MediaSettings, track: Arc<OutgoingTrack>) {
+    fn start_video(
+        &mut self,
+        settings: &MediaSettings,
+        track: Arc<OutgoingTrack>,
+        preview: Option<Arc<Mailbox<VideoFrame>>>,
+    ) {
         let mailbox: Arc<Mailbox<VideoFrame>> = Arc::new(Mailbox::new());
         let period = Duration::from_secs_f64(1.0 / settings.fps.max(1) as f64);
         let (width, height) = (settings.width, settings.height);
@@ -132,9 +144,23 @@ impl SendPipeline {
             (self.running.clone(), mailbox.clone(), self.counters.clone());
         self.threads.extend(spawn_named("video-capture", move || {
             let mut pattern = StampedPattern::new(width, height);
+            let mut black = VideoFrame::new(width, height, 0);
+            black.planes_mut().0.fill(16);
             let mut next = Instant::now();
             while running.load(Ordering::Relaxed) {
-                slot.put(pattern.next_frame(wall_clock_us()));
+                let frame = if counters.camera_off.load(Ordering::Relaxed) {
+                    VideoFrame {
+                        capture_time_us: wall_clock_us(),
+                        ..black.clone()
+                    }
+                } else {
+                    let frame = pattern.next_frame(wall_clock_us());
+                    if let Some(preview) = &preview {
+                        preview.put(frame.clone());
+                    }
+                    frame
+                };
+                slot.put(frame);
                 counters
                     .video_frames_captured
                     .fetch_add(1, Ordering::Relaxed);
@@ -243,7 +269,10 @@ impl SendPipeline {
             let period = Duration::from_millis(20);
             let mut next = Instant::now();
             while running.load(Ordering::Relaxed) {
-                let frame = tone.next_frame(wall_clock_us());
+                let mut frame = tone.next_frame(wall_clock_us());
+                if counters.microphone_muted.load(Ordering::Relaxed) {
+                    frame.samples.fill(0);
+                }
                 match encoder.encode(&frame.samples) {
                     Ok(packet) => {
                         let out = EncodedOut {

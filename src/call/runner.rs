@@ -2,6 +2,7 @@
 //! carries out its effects on the peer connection and the media pipelines. The window and
 //! `duet call` both talk to it through the same two channels.
 
+use crate::call::live::{LiveStats, Reading, median};
 use crate::call::pipeline::{MediaSettings, ReceivePipeline, SendCounters, SendPipeline};
 use crate::call::state::{Call, CallEvent, CallState, Effect, EndReason, Role};
 use crate::call::summary::{
@@ -35,6 +36,10 @@ pub enum CallCommand {
     /// Send a chat line on the data channel.
     SendChat(String),
     SetVideoBitrate(u32),
+    /// Send silence (true) or the microphone again.
+    MuteMicrophone(bool),
+    /// Send black pictures (true) or the camera again.
+    CameraOff(bool),
     HangUp,
 }
 
@@ -46,8 +51,18 @@ pub enum CallUpdate {
     LocalToken(PasteToken),
     /// A local ICE candidate to trickle to the far side (room mode).
     LocalCandidate(CandidateInit),
-    /// A greeting or chat line from the far side.
-    Message(String),
+    /// Where each picture we send is left too (one slot, latest wins): for a self-view.
+    LocalPictures(Arc<crate::media::mailbox::Mailbox<crate::media::frame::VideoFrame>>),
+    /// The far side introduced itself with this name.
+    Greeting(String),
+    /// A chat line from the far side.
+    Chat(String),
+    /// Something to tell the person that is not the call's own (e.g. from the room).
+    Note(String),
+    /// The short code made from both DTLS fingerprints, to compare aloud.
+    Verification(String),
+    /// How the call is doing now, once a second while connected.
+    Stats(LiveStats),
     State(CallState),
     Ended {
         reason: EndReason,
@@ -96,6 +111,10 @@ pub async fn run_call(
     let _ = updates
         .send(CallUpdate::RemotePictures(receive.latest_picture.clone()))
         .await;
+    let local_pictures = Arc::new(crate::media::mailbox::Mailbox::new());
+    let _ = updates
+        .send(CallUpdate::LocalPictures(local_pictures.clone()))
+        .await;
     let peer_config = PeerConfig {
         send_video: options.media.send_video,
         send_audio: options.media.send_audio,
@@ -136,6 +155,8 @@ pub async fn run_call(
     let mut messages_received: Vec<String> = Vec::new();
     let mut greeted = false;
     let wait_for_candidates = !options.trickle;
+    let mut ticks: u64 = 0;
+    let mut last_reading: Option<(Reading, usize)> = None;
 
     while end_reason.is_none() {
         let event = tokio::select! {
@@ -178,6 +199,14 @@ pub async fn run_call(
                     send_counters.new_bitrate_bps.store(bps, Ordering::Relaxed);
                     continue;
                 }
+                Some(CallCommand::MuteMicrophone(muted)) => {
+                    send_counters.microphone_muted.store(muted, Ordering::Relaxed);
+                    continue;
+                }
+                Some(CallCommand::CameraOff(off)) => {
+                    send_counters.camera_off.store(off, Ordering::Relaxed);
+                    continue;
+                }
                 // The user side is gone: nobody is left to talk to.
                 Some(CallCommand::HangUp) | None => CallEvent::HangUp,
             },
@@ -185,12 +214,18 @@ pub async fn run_call(
                 Some(PeerEvent::Transport(state)) => CallEvent::Transport(state),
                 Some(PeerEvent::Message(text)) => match serde_json::from_str::<ControlMessage>(&text) {
                     Ok(ControlMessage::Bye) => CallEvent::RemoteBye,
-                    Ok(ControlMessage::Hello { name: line } | ControlMessage::Chat { text: line }) => {
+                    Ok(message @ (ControlMessage::Hello { .. } | ControlMessage::Chat { .. })) => {
+                        let (line, greeting) = match message {
+                            ControlMessage::Hello { name } => (name, true),
+                            ControlMessage::Chat { text } => (text, false),
+                            ControlMessage::Bye => continue,
+                        };
                         let line: String = line.chars().take(KEPT_MESSAGE_CHARS).collect();
                         if messages_received.len() < KEPT_MESSAGES {
                             messages_received.push(line.clone());
                         }
-                        let _ = updates.send(CallUpdate::Message(line)).await;
+                        let update = if greeting { CallUpdate::Greeting(line) } else { CallUpdate::Chat(line) };
+                        let _ = updates.send(update).await;
                         continue;
                     }
                     Err(_) => continue,
@@ -211,7 +246,20 @@ pub async fn run_call(
                 Some(PeerEvent::ChannelOpen) => continue,
                 None => CallEvent::Transport(crate::call::state::TransportState::Closed),
             },
-            _ = ticker.tick() => CallEvent::Tick,
+            _ = ticker.tick() => {
+                ticks += 1;
+                if ticks.is_multiple_of(4) && matches!(call.state(), CallState::Connected { .. }) {
+                    let now = live_reading(&peer, &receive).await;
+                    if let Some((before, seen)) = &last_reading {
+                        let stats = live_stats(before, *seen, &now, &peer, &receive).await;
+                        // The overlay can miss a second; the call must not wait for it.
+                        let _ = updates.try_send(CallUpdate::Stats(stats));
+                    }
+                    let seen = receive.video.lock().unwrap_or_else(|e| e.into_inner()).latencies_ms.len();
+                    last_reading = Some((now, seen));
+                }
+                CallEvent::Tick
+            }
         };
 
         let before = call.state().clone();
@@ -251,7 +299,11 @@ pub async fn run_call(
                         peer.video.clone(),
                         peer.audio.clone(),
                         send_counters.clone(),
+                        Some(local_pictures.clone()),
                     ));
+                    if let Some(code) = peer.verification_code().await {
+                        let _ = updates.send(CallUpdate::Verification(code)).await;
+                    }
                 }
                 Effect::SendBye => {
                     let bye = serde_json::to_string(&ControlMessage::Bye).unwrap_or_default();
@@ -296,6 +348,44 @@ pub async fn run_call(
             summary: Box::new(summary),
         })
         .await;
+}
+
+/// The counters the live stats are made from, now.
+async fn live_reading(peer: &Peer, receive: &ReceivePipeline) -> Reading {
+    let transport = peer.transport_stats().await;
+    let frames_decoded = receive
+        .video
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .frames_decoded;
+    Reading {
+        at_seconds: crate::media::frame::wall_clock_us() as f64 / 1e6,
+        frames_decoded,
+        bytes_received: transport.bytes_received,
+        bytes_sent: transport.bytes_sent,
+        video_packets_received: transport.video_packets_received,
+        video_packets_lost: transport.video_packets_lost,
+    }
+}
+
+/// The live stats between two readings; `seen` is how many stamp latencies the earlier
+/// reading had.
+async fn live_stats(
+    before: &Reading,
+    seen: usize,
+    now: &Reading,
+    peer: &Peer,
+    receive: &ReceivePipeline,
+) -> LiveStats {
+    let transport = peer.transport_stats().await;
+    let video = receive.video.lock().unwrap_or_else(|e| e.into_inner());
+    LiveStats {
+        remote_size: video.size,
+        rtt_ms: transport.rtt_ms,
+        path: transport.path,
+        stamp_latency_ms: median(video.latencies_ms.get(seen..).unwrap_or_default()),
+        ..LiveStats::between(before, now)
+    }
 }
 
 async fn add_candidates(peer: &Peer, candidates: Vec<CandidateInit>) {

@@ -4,6 +4,7 @@
 
 pub mod h264_assembler;
 mod keyframe_requests;
+pub mod verification;
 
 use crate::call::state::TransportState;
 use crate::signaling::protocol::CandidateInit;
@@ -746,6 +747,13 @@ impl Peer {
             // Candidates that came inside the remote SDP (not trickled) have no entry.
             .unwrap_or_else(|| "unknown".to_owned())
         };
+        for inbound in report.inbound_rtp_streams() {
+            let received = &inbound.received_rtp_stream_stats;
+            if received.rtp_stream_stats.kind == RtpCodecKind::Video {
+                stats.video_packets_received += received.packets_received;
+                stats.video_packets_lost += received.packets_lost.max(0) as u64;
+            }
+        }
         for pair in report.candidate_pairs() {
             if pair.nominated || stats.rtt_ms.is_none() {
                 stats.rtt_ms = Some(pair.current_round_trip_time * 1000.0);
@@ -759,6 +767,14 @@ impl Peer {
             }
         }
         stats
+    }
+
+    /// The short code both people can compare aloud (see [`verification`]), once both
+    /// descriptions are applied.
+    pub async fn verification_code(&self) -> Option<String> {
+        let local = self.pc.local_description().await?;
+        let remote = self.pc.remote_description().await?;
+        verification::verification_code(&local.sdp, &remote.sdp)
     }
 
     pub async fn close(&self) {
@@ -776,4 +792,7 @@ pub struct TransportStats {
     pub path: Option<String>,
     pub bytes_sent: u64,
     pub bytes_received: u64,
+    /// The far side's video: packets received and lost, as the receiver counts them.
+    pub video_packets_received: u64,
+    pub video_packets_lost: u64,
 }

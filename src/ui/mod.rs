@@ -3,14 +3,21 @@
 //! one-slot mailbox, already converted to RGBA off the UI thread.
 
 mod picture;
+mod preview;
 mod session;
 pub mod view;
 
-use crate::call::CallUpdate;
 use crate::call::pipeline::MediaSettings;
+use crate::call::{CallCommand, CallOptions, CallState, CallUpdate};
+use crate::media::frame::VideoFrame;
+use crate::media::mailbox::Mailbox;
+use crate::peer::PeerConfig;
+use eframe::egui;
 use picture::RgbaFeed;
-use session::Session;
-use view::{UiAction, WindowView};
+use preview::SelfPreview;
+use session::{Rendezvous, Session};
+use std::sync::Arc;
+use view::{Pictures, UiAction, WindowView};
 
 /// What the window starts with.
 #[derive(Clone, Debug, Default)]
@@ -20,6 +27,10 @@ pub struct WindowOptions {
     /// Start by answering this offer, and print the answer token on stdout (scripts and
     /// tests drive the window this way).
     pub answer_offer: Option<crate::signaling::PasteToken>,
+    /// The signaling server the start screen suggests.
+    pub server: String,
+    /// Join this room on `server` at once.
+    pub join_room: Option<String>,
 }
 
 /// Opens the window and runs until it is closed.
@@ -30,10 +41,11 @@ pub fn run_window(options: WindowOptions) -> Result<(), String> {
         .build()
         .map_err(|e| format!("starting the async runtime: {e}"))?;
     let native = eframe::NativeOptions {
-        viewport: eframe::egui::ViewportBuilder::default()
+        viewport: egui::ViewportBuilder::default()
             .with_title("Duet")
-            .with_inner_size([1024.0, 720.0])
-            .with_min_inner_size([480.0, 360.0]),
+            .with_app_id("duet")
+            .with_inner_size([1100.0, 760.0])
+            .with_min_inner_size([520.0, 420.0]),
         ..Default::default()
     };
     eframe::run_native(
@@ -41,18 +53,28 @@ pub fn run_window(options: WindowOptions) -> Result<(), String> {
         native,
         Box::new(move |cc| {
             let first_offer = options.answer_offer.clone();
+            let first_room = options.join_room.clone();
+            let server = match options.server.as_str() {
+                "" => "ws://127.0.0.1:8480/ws".to_owned(),
+                server => server.to_owned(),
+            };
             let mut window = DuetWindow {
                 runtime,
                 print_token: first_offer.is_some(),
-                options,
                 ctx: cc.egui_ctx.clone(),
-                view: WindowView::default(),
+                view: WindowView::with_room(&server, first_room.as_deref().unwrap_or_default()),
                 session: None,
-                feed: None,
-                texture: None,
+                remote: Stream::default(),
+                local: Stream::default(),
+                preview: None,
+                call_pictures: None,
+                options,
             };
+            window.show_preview();
             if let Some(offer) = first_offer {
-                window.start_session(Some(offer));
+                window.start_session(Rendezvous::Paste(Some(offer)));
+            } else if let Some(room) = first_room {
+                window.act(UiAction::JoinRoom { server, room });
             }
             Ok(Box::new(window))
         }),
@@ -60,14 +82,46 @@ pub fn run_window(options: WindowOptions) -> Result<(), String> {
     .map_err(|e| format!("opening the window: {e}"))
 }
 
+/// One picture stream on the screen: its conversion thread and its texture.
+#[derive(Default)]
+struct Stream {
+    feed: Option<RgbaFeed>,
+    texture: Option<egui::TextureHandle>,
+}
+
+impl Stream {
+    fn show(&mut self, pictures: Arc<Mailbox<VideoFrame>>, step: usize, ctx: &egui::Context) {
+        self.feed = Some(RgbaFeed::start(pictures, step, ctx.clone()));
+    }
+
+    /// Uploads the newest converted picture, if one came, and returns the texture to draw.
+    fn texture(
+        &mut self,
+        name: &str,
+        ctx: &egui::Context,
+    ) -> Option<(egui::TextureId, egui::Vec2)> {
+        if let Some(image) = self.feed.as_ref().and_then(|f| f.latest()) {
+            match &mut self.texture {
+                Some(texture) => texture.set(image, Default::default()),
+                None => self.texture = Some(ctx.load_texture(name, image, Default::default())),
+            }
+        }
+        self.texture.as_ref().map(|t| (t.id(), t.size_vec2()))
+    }
+}
+
 struct DuetWindow {
     runtime: tokio::runtime::Runtime,
     options: WindowOptions,
-    ctx: eframe::egui::Context,
+    ctx: egui::Context,
     view: WindowView,
     session: Option<Session>,
-    feed: Option<RgbaFeed>,
-    texture: Option<eframe::egui::TextureHandle>,
+    remote: Stream,
+    local: Stream,
+    /// The self-view's source while no call sends pictures.
+    preview: Option<SelfPreview>,
+    /// Where the call leaves the pictures it sends, once it has a call.
+    call_pictures: Option<Arc<Mailbox<VideoFrame>>>,
     /// Print our token on stdout (the window was started with an offer to answer).
     print_token: bool,
 }
@@ -75,79 +129,102 @@ struct DuetWindow {
 impl DuetWindow {
     fn act(&mut self, action: UiAction) {
         match action {
-            UiAction::CreateOffer => self.start_session(None),
-            UiAction::AnswerOffer(offer) => self.start_session(Some(offer)),
-            UiAction::AcceptAnswer(answer) => {
-                if let Some(session) = &self.session {
-                    session.send(crate::call::CallCommand::AcceptAnswer(answer));
-                }
+            UiAction::CreateOffer => self.start_session(Rendezvous::Paste(None)),
+            UiAction::AnswerOffer(offer) => self.start_session(Rendezvous::Paste(Some(offer))),
+            UiAction::JoinRoom { server, room } => {
+                self.start_session(Rendezvous::Room { server, room });
+                self.view.waiting_in_room();
             }
-            UiAction::HangUp => {
-                if let Some(session) = &self.session {
-                    session.send(crate::call::CallCommand::HangUp);
-                }
+            UiAction::AcceptAnswer(answer) => self.command(CallCommand::AcceptAnswer(answer)),
+            UiAction::HangUp => self.command(CallCommand::HangUp),
+            UiAction::MuteMicrophone(muted) => self.command(CallCommand::MuteMicrophone(muted)),
+            UiAction::CameraOff(off) => self.command(CallCommand::CameraOff(off)),
+            UiAction::SendChat(text) => self.command(CallCommand::SendChat(text)),
+            UiAction::ToggleFullscreen => {
+                let fullscreen = self.ctx.input(|i| i.viewport().fullscreen.unwrap_or(false));
+                self.ctx
+                    .send_viewport_cmd(egui::ViewportCommand::Fullscreen(!fullscreen));
             }
             UiAction::BackToStart => {
                 self.session = None;
-                self.feed = None;
-                self.texture = None;
-                self.view = WindowView::default();
+                self.remote = Stream::default();
+                self.call_pictures = None;
+                self.view = self.view.fresh_start();
+                self.show_preview();
             }
         }
     }
 
-    fn start_session(&mut self, offer: Option<crate::signaling::PasteToken>) {
+    fn command(&self, command: CallCommand) {
+        if let Some(session) = &self.session {
+            session.send(command);
+        }
+    }
+
+    fn show_preview(&mut self) {
+        let media = &self.options.media;
+        let preview = SelfPreview::start(media.width, media.height);
+        self.local.show(preview.pictures.clone(), 2, &self.ctx);
+        self.preview = Some(preview);
+    }
+
+    fn start_session(&mut self, rendezvous: Rendezvous) {
         let mut media = self.options.media.clone();
-        media.tone_hz = if offer.is_some() { 660.0 } else { 440.0 };
-        let session = Session::start(
-            self.runtime.handle(),
-            self.options.bind,
+        media.tone_hz = match &rendezvous {
+            Rendezvous::Paste(Some(_)) => 660.0,
+            _ => 440.0,
+        };
+        let name = self.view.name.trim();
+        let options = CallOptions {
+            peer: PeerConfig {
+                bind: self.options.bind,
+                ..Default::default()
+            },
             media,
-            self.ctx.clone(),
-        );
-        session.send(match offer {
-            Some(offer) => crate::call::CallCommand::AcceptOffer(offer),
-            None => crate::call::CallCommand::StartOffer,
-        });
+            trickle: false,
+            name: if name.is_empty() { "Duet" } else { name }.to_owned(),
+        };
+        let session = Session::start(self.runtime.handle(), rendezvous, options, self.ctx.clone());
         self.session = Some(session);
     }
 
     fn poll(&mut self) {
         let Some(session) = &self.session else { return };
         for update in session.updates() {
-            if let CallUpdate::RemotePictures(pictures) = &update {
-                self.feed = Some(RgbaFeed::start(pictures.clone(), self.ctx.clone()));
-            }
-            if let (CallUpdate::LocalToken(token), true) = (&update, self.print_token) {
-                use std::io::Write;
-                let mut out = std::io::stdout().lock();
-                let _ = writeln!(out, "{}", token.encode());
-                let _ = out.flush();
+            match &update {
+                CallUpdate::RemotePictures(pictures) => {
+                    self.remote.show(pictures.clone(), 1, &self.ctx)
+                }
+                CallUpdate::LocalPictures(pictures) => self.call_pictures = Some(pictures.clone()),
+                // From now on the call makes the pictures the self-view shows.
+                CallUpdate::State(CallState::Connected { .. }) if self.preview.is_some() => {
+                    if let Some(pictures) = self.call_pictures.clone() {
+                        self.preview = None;
+                        self.local.show(pictures, 2, &self.ctx);
+                    }
+                }
+                CallUpdate::LocalToken(token) if self.print_token => {
+                    use std::io::Write;
+                    let mut out = std::io::stdout().lock();
+                    let _ = writeln!(out, "{}", token.encode());
+                    let _ = out.flush();
+                }
+                _ => {}
             }
             self.view.apply(update, std::time::Instant::now());
         }
     }
-
-    fn remote_texture(
-        &mut self,
-        ctx: &eframe::egui::Context,
-    ) -> Option<&eframe::egui::TextureHandle> {
-        if let Some(image) = self.feed.as_ref().and_then(|f| f.latest()) {
-            match &mut self.texture {
-                Some(texture) => texture.set(image, Default::default()),
-                None => self.texture = Some(ctx.load_texture("remote", image, Default::default())),
-            }
-        }
-        self.texture.as_ref()
-    }
 }
 
 impl eframe::App for DuetWindow {
-    fn ui(&mut self, ui: &mut eframe::egui::Ui, _frame: &mut eframe::Frame) {
+    fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
         self.poll();
         let ctx = ui.ctx().clone();
-        let texture = self.remote_texture(&ctx).map(|t| (t.id(), t.size_vec2()));
-        let actions = self.view.show(ui, texture, std::time::Instant::now());
+        let pictures = Pictures {
+            remote: self.remote.texture("remote", &ctx),
+            local: self.local.texture("local", &ctx),
+        };
+        let actions = self.view.show(ui, pictures, std::time::Instant::now());
         for action in actions {
             self.act(action);
         }
