@@ -340,10 +340,13 @@ fn window_joins_a_room_chats_and_hangs_up() {
     );
 
     // Hanging up in the window ends the call on the far side too.
-    // Esc leaves the message box, the next one hangs up. (Ctrl+W does not reach the window
-    // through xdotool under Xvfb; the kittest of the call screen covers it.)
+    // Esc leaves the message box (and must not hang up), the next one hangs up. (Ctrl+W does
+    // not reach the window through xdotool under Xvfb; the kittest of the call screen covers
+    // it.)
     display.keyboard(&["key", "Escape"]);
-    std::thread::sleep(Duration::from_millis(200));
+    std::thread::sleep(Duration::from_millis(500));
+    let said = display.status_text(&dir);
+    assert!(said.contains("inacall"), "Esc in the chat box: {said:?}");
     display.keyboard(&["key", "Escape"]);
     display.wait_for_status(&dir, "callended:youhungup", Duration::from_secs(10));
     far.wait(Duration::from_secs(15));

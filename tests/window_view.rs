@@ -241,3 +241,33 @@ fn ctrl_w_hangs_up_even_while_typing_a_chat_line() {
     h.run();
     assert_eq!(h.state().1, vec![UiAction::HangUp]);
 }
+
+#[test]
+fn an_offer_waiting_for_its_answer_can_be_cancelled() {
+    let mut view = WindowView::default();
+    view.apply(CallUpdate::State(CallState::Offering), Instant::now());
+    let mut h = harness(view);
+    h.run();
+    assert!(h.query_by_label_contains("paste their answer").is_some());
+    h.get_by_label("Cancel").click();
+    h.run();
+    assert_eq!(h.state().1, vec![UiAction::BackToStart]);
+}
+
+#[test]
+fn esc_in_the_chat_box_leaves_the_box_and_a_second_esc_hangs_up() {
+    let mut h = harness(connected());
+    h.run();
+    h.key_press(eframe::egui::Key::C);
+    h.run();
+    h.run();
+    h.get_by_role_and_label(eframe::egui::accesskit::Role::TextInput, "Message")
+        .type_text("typing");
+    h.run();
+    h.key_press(eframe::egui::Key::Escape);
+    h.run();
+    assert!(h.state().1.is_empty(), "{:?}", h.state().1);
+    h.key_press(eframe::egui::Key::Escape);
+    h.run();
+    assert_eq!(h.state().1, vec![UiAction::HangUp]);
+}

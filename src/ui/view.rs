@@ -80,6 +80,9 @@ pub struct WindowView {
     chat_open: bool,
     /// Put the cursor in the chat's message box on the next frame.
     focus_chat: bool,
+    /// A text box had the keyboard at the end of the last frame. (egui drops the focus on
+    /// Esc before the frame that sees the key, so this frame cannot tell.)
+    was_typing: bool,
     unread: usize,
     microphone_muted: bool,
     camera_off: bool,
@@ -110,6 +113,7 @@ impl Default for WindowView {
             chat_draft: String::new(),
             chat_open: false,
             focus_chat: false,
+            was_typing: false,
             unread: 0,
             microphone_muted: false,
             camera_off: false,
@@ -262,7 +266,7 @@ impl WindowView {
                 ui.label(self.status(now));
                 if let Some(code) = &self.verification {
                     ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
-                        ui.label(egui::RichText::new(code).monospace().strong())
+                        ui.label(egui::RichText::new(code).strong().size(15.0))
                             .on_hover_text(
                                 "Read this code aloud: the other side must see the same one. \
                                  If it differs, someone is between you.",
@@ -301,20 +305,24 @@ impl WindowView {
                 });
             }
         }
+        self.was_typing = ui.ctx().egui_wants_keyboard_input();
         actions
     }
 
     fn call_screen(&mut self, ui: &mut egui::Ui, pictures: Pictures, actions: &mut Vec<UiAction>) {
-        // Shortcuts, unless the person is typing (in the chat box).
-        let typing = ui.ctx().egui_wants_keyboard_input();
+        // Shortcuts, unless the person is typing (in the chat box): there Esc only leaves
+        // the box. In fullscreen Esc leaves fullscreen.
+        let typing = self.was_typing || ui.ctx().egui_wants_keyboard_input();
+        let in_fullscreen = ui.input(|i| i.viewport().fullscreen.unwrap_or(false));
         let (hang_up, mute, camera, chat_key, fullscreen) = ui.input(|i| {
+            let escape = i.key_pressed(egui::Key::Escape);
             (
-                (!typing && i.key_pressed(egui::Key::Escape))
+                (!typing && !in_fullscreen && escape)
                     || (i.modifiers.command && i.key_pressed(egui::Key::W)),
                 !typing && i.key_pressed(egui::Key::M),
                 !typing && i.key_pressed(egui::Key::V),
                 !typing && i.key_pressed(egui::Key::C),
-                i.key_pressed(egui::Key::F11),
+                i.key_pressed(egui::Key::F11) || (in_fullscreen && escape && !typing),
             )
         });
         egui::Panel::bottom("controls").show(ui, |ui| {
@@ -522,19 +530,25 @@ impl WindowView {
         let wide = ui.available_width() >= 900.0;
         if wide {
             ui.columns(2, |columns| {
-                self.you_column(&mut columns[0], local);
+                self.you_column(&mut columns[0], local, 480.0);
                 self.call_column(&mut columns[1], actions);
             });
         } else {
-            self.you_column(ui, local);
-            ui.separator();
+            // A small window: what to do first, then a small self-view.
             self.call_column(ui, actions);
+            ui.separator();
+            self.you_column(ui, local, 240.0);
         }
     }
 
-    fn you_column(&mut self, ui: &mut egui::Ui, local: Option<(egui::TextureId, egui::Vec2)>) {
+    fn you_column(
+        &mut self,
+        ui: &mut egui::Ui,
+        local: Option<(egui::TextureId, egui::Vec2)>,
+        widest: f32,
+    ) {
         ui.heading("You");
-        let width = ui.available_width().min(480.0);
+        let width = ui.available_width().min(widest);
         let size = egui::vec2(width, width * 0.75);
         match local {
             Some((texture, _)) => {
@@ -688,6 +702,20 @@ impl WindowView {
         }
         if let Some(error) = &self.paste_error {
             ui.colored_label(ui.visuals().error_fg_color, error);
+        }
+        if matches!(self.phase, Phase::Offering | Phase::Answering) {
+            ui.add_space(6.0);
+            let cancel = ui
+                .horizontal(|ui| {
+                    ui.button("Cancel")
+                        .on_hover_text("Forget this offer")
+                        .clicked()
+                })
+                .inner;
+            if cancel {
+                // Leaving the start screen's call drops it (and hangs it up).
+                actions.push(UiAction::BackToStart);
+            }
         }
     }
 }
