@@ -15,7 +15,9 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 pub enum SignalingError {
     #[error("{0:?} is not a signaling server address: expected ws://HOST:PORT/ws or wss://HOST/ws")]
     BadUrl(String),
-    #[error("cannot reach the signaling server at {url}: {reason}")]
+    #[error(
+        "cannot reach the signaling server at {url}: {reason}. Is `duet signal` running there, and is the address right?"
+    )]
     Unreachable { url: String, reason: String },
     #[error("room busy: two people are already in room {0:?}; pick another room name")]
     RoomBusy(String),

@@ -13,7 +13,7 @@ use crate::media::frame::VideoFrame;
 use crate::media::mailbox::Mailbox;
 use crate::peer::PeerConfig;
 use eframe::egui;
-use picture::RgbaFeed;
+use picture::{FeedKind, RgbaFeed};
 use preview::SelfPreview;
 use session::{Rendezvous, Session};
 use std::sync::Arc;
@@ -90,8 +90,8 @@ struct Stream {
 }
 
 impl Stream {
-    fn show(&mut self, pictures: Arc<Mailbox<VideoFrame>>, step: usize, ctx: &egui::Context) {
-        self.feed = Some(RgbaFeed::start(pictures, step, ctx.clone()));
+    fn show(&mut self, pictures: Arc<Mailbox<VideoFrame>>, kind: FeedKind, ctx: &egui::Context) {
+        self.feed = Some(RgbaFeed::start(pictures, kind, ctx.clone()));
     }
 
     /// Uploads the newest converted picture, if one came, and returns the texture to draw.
@@ -164,7 +164,8 @@ impl DuetWindow {
     fn show_preview(&mut self) {
         let media = &self.options.media;
         let preview = SelfPreview::start(media.width, media.height);
-        self.local.show(preview.pictures.clone(), 2, &self.ctx);
+        self.local
+            .show(preview.pictures.clone(), FeedKind::SelfView, &self.ctx);
         self.preview = Some(preview);
     }
 
@@ -193,14 +194,15 @@ impl DuetWindow {
         for update in session.updates() {
             match &update {
                 CallUpdate::RemotePictures(pictures) => {
-                    self.remote.show(pictures.clone(), 1, &self.ctx)
+                    self.remote
+                        .show(pictures.clone(), FeedKind::Remote, &self.ctx)
                 }
                 CallUpdate::LocalPictures(pictures) => self.call_pictures = Some(pictures.clone()),
                 // From now on the call makes the pictures the self-view shows.
                 CallUpdate::State(CallState::Connected { .. }) if self.preview.is_some() => {
                     if let Some(pictures) = self.call_pictures.clone() {
                         self.preview = None;
-                        self.local.show(pictures, 2, &self.ctx);
+                        self.local.show(pictures, FeedKind::SelfView, &self.ctx);
                     }
                 }
                 CallUpdate::LocalToken(token) if self.print_token => {

@@ -1,5 +1,8 @@
 //! Turns decoded I420 pictures into RGBA images on a thread of its own, newest only, and
 //! asks the window to repaint when one is ready: the UI thread only uploads the texture.
+//! The far side's picture repaints at once; the self-view is small and slower, and rides
+//! on those repaints (each repaint redraws the whole window, which costs a software
+//! renderer dearly).
 
 use crate::media::frame::VideoFrame;
 use crate::media::mailbox::Mailbox;
@@ -8,6 +11,17 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+/// Which picture a feed shows, and so how eagerly.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FeedKind {
+    /// The far side's picture: full size, repaint as soon as it is ready.
+    Remote,
+    /// Our own picture: a quarter of the pixels, at most 15 a second, repainted within 70 ms.
+    SelfView,
+}
+
+const SELF_VIEW_INTERVAL: Duration = Duration::from_millis(66);
+
 /// A running conversion thread; it stops when dropped.
 pub struct RgbaFeed {
     ready: Arc<Mailbox<egui::ColorImage>>,
@@ -15,25 +29,35 @@ pub struct RgbaFeed {
 }
 
 impl RgbaFeed {
-    /// Converts every `step`-th pixel each way (2 for a small self-view: a quarter of the work).
-    pub fn start(pictures: Arc<Mailbox<VideoFrame>>, step: usize, ctx: egui::Context) -> Self {
+    pub fn start(pictures: Arc<Mailbox<VideoFrame>>, kind: FeedKind, ctx: egui::Context) -> Self {
         let ready = Arc::new(Mailbox::new());
         let running = Arc::new(AtomicBool::new(true));
         let (out, alive) = (ready.clone(), running.clone());
+        let name = match kind {
+            FeedKind::Remote => "video-present",
+            FeedKind::SelfView => "self-view",
+        };
         let spawned = std::thread::Builder::new()
-            .name(
-                if step > 1 {
-                    "self-view"
-                } else {
-                    "video-present"
-                }
-                .into(),
-            )
+            .name(name.into())
             .spawn(move || {
+                let mut last: Option<std::time::Instant> = None;
                 while alive.load(Ordering::Relaxed) {
-                    if let Some(frame) = pictures.take_timeout(Duration::from_millis(100)) {
-                        out.put(to_color_image(&frame, step));
-                        ctx.request_repaint();
+                    let Some(frame) = pictures.take_timeout(Duration::from_millis(100)) else {
+                        continue;
+                    };
+                    match kind {
+                        FeedKind::Remote => {
+                            out.put(to_color_image(&frame, 1));
+                            ctx.request_repaint();
+                        }
+                        FeedKind::SelfView
+                            if last.is_none_or(|at| at.elapsed() >= SELF_VIEW_INTERVAL) =>
+                        {
+                            last = Some(std::time::Instant::now());
+                            out.put(to_color_image(&frame, 2));
+                            ctx.request_repaint_after(SELF_VIEW_INTERVAL);
+                        }
+                        FeedKind::SelfView => {}
                     }
                 }
             });

@@ -356,8 +356,13 @@ impl WindowView {
                     self.camera_off = !self.camera_off;
                     actions.push(UiAction::CameraOff(self.camera_off));
                 }
+                let leave = if self.phase == Phase::Waiting {
+                    "Leave room"
+                } else {
+                    "Hang up"
+                };
                 let hang =
-                    egui::Button::new(egui::RichText::new("Hang up").color(egui::Color32::WHITE))
+                    egui::Button::new(egui::RichText::new(leave).color(egui::Color32::WHITE))
                         .fill(egui::Color32::from_rgb(190, 40, 40));
                 if ui.add(hang).on_hover_text("Esc or Ctrl+W").clicked() || hang_up {
                     actions.push(UiAction::HangUp);
