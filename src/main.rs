@@ -5,6 +5,7 @@ use clap::{ArgGroup, Args, Parser, Subcommand};
 use duet::call::pipeline::MediaSettings;
 use duet::headless::{HeadlessCall, HeadlessOutcome, PasteRole, Rendezvous};
 use duet::loopback::{LoopbackOptions, run_loopback, scratch_dir};
+use duet::media::sound::SoundDevice;
 use duet::signaling::protocol::{IceServer, valid_room_name};
 use duet::signaling::server::{IceConfig, Limits, ServerConfig};
 use std::net::{IpAddr, SocketAddr};
@@ -43,6 +44,8 @@ enum Command {
     /// Write the test pattern (Y4M) and test tone (WAV) to files, e.g. for a browser's
     /// fake camera and microphone.
     Pattern(PatternArgs),
+    /// List the microphones and speakers (numbers and names for --mic and --speaker).
+    Devices,
 }
 
 #[derive(Args)]
@@ -165,6 +168,13 @@ struct CallArgs {
     /// Write the end-of-call summary as JSON to this file.
     #[arg(long)]
     stats_json: Option<PathBuf>,
+    /// Microphone: `tone` (the test tone), `default`, or a number or name from `duet devices`.
+    #[arg(long, default_value = "tone")]
+    mic: String,
+    /// Speaker: `none` (the far side's sound is measured, not played), `default`, or a
+    /// number or name from `duet devices`.
+    #[arg(long, default_value = "none")]
+    speaker: String,
 }
 
 fn parse_size(text: &str) -> Result<(usize, usize), String> {
@@ -221,6 +231,8 @@ fn media_settings(args: &CallArgs, default_tone: f64) -> MediaSettings {
         send_video: !args.no_video,
         send_audio: !args.no_audio,
         tone_hz: args.tone.unwrap_or(default_tone),
+        microphone: SoundDevice::parse(&args.mic),
+        speaker: SoundDevice::parse(&args.speaker),
         ..MediaSettings::default()
     }
 }
@@ -232,7 +244,8 @@ fn main() -> ExitCode {
                 // Two library warnings fire on every healthy call; they are noise to a user.
                 .unwrap_or_else(|_| {
                     tracing_subscriber::EnvFilter::new(
-                        "warn,rtc_dtls::config=error,rtc_ice::agent=error",
+                        // The PulseAudio client says "disconnected" as a call's streams close.
+                        "warn,rtc_dtls::config=error,rtc_ice::agent=error,pulseaudio::client::reactor=off",
                     )
                 }),
         )
@@ -249,6 +262,10 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Some(Command::Devices) => {
+            devices();
+            ExitCode::SUCCESS
+        }
         Some(Command::Signal(args)) => match signal(args) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
@@ -416,6 +433,40 @@ fn pattern(args: PatternArgs) -> anyhow::Result<()> {
         duet::media::file::write_wav(std::io::BufWriter::new(file), &samples)?;
     }
     Ok(())
+}
+
+fn devices() {
+    use duet::media::sound::{Direction, list};
+    println!("Cameras:\n  (none used yet: Duet sends its test pattern, `pattern`)");
+    for (title, direction, synthetic) in [
+        (
+            "Microphones",
+            Direction::Input,
+            "tone     the test tone (the default of duet call)",
+        ),
+        (
+            "Speakers",
+            Direction::Output,
+            "none     nowhere: the far side's sound is measured, not played",
+        ),
+    ] {
+        println!("{title}:\n  {synthetic}");
+        let found = list(direction);
+        if found.is_empty() {
+            println!("  (no device found: is a sound server running?)");
+        }
+        for (index, device) in found.iter().enumerate() {
+            let default = if device.is_default {
+                ", the default"
+            } else {
+                ""
+            };
+            println!(
+                "  {index:<8} {} [{}] {}{default}",
+                device.name, device.id, device.format
+            );
+        }
+    }
 }
 
 fn signal(args: SignalArgs) -> anyhow::Result<()> {

@@ -4,9 +4,13 @@
 //! decoder threads, which read the stamps and marks back. No queue in the path is unbounded.
 
 use crate::codec::{H264Decoder, H264Encoder, OpusDecoder, OpusEncoder, VideoEncoderSettings};
-use crate::media::frame::{AUDIO_FRAME_SAMPLES, VideoFrame, wall_clock_us};
+use crate::media::frame::{AUDIO_FRAME_SAMPLES, AudioFrame, VideoFrame, wall_clock_us};
+use crate::media::jitter::{JitterBuffer, Playout};
 use crate::media::mailbox::Mailbox;
+use crate::media::microphone::Microphone;
 use crate::media::pattern::{StampedPattern, read_frame_stamp};
+use crate::media::sound::SoundDevice;
+use crate::media::speaker::Speaker;
 use crate::media::tone::{StampedTone, ToneAnalyzer};
 use crate::peer::{OutgoingTrack, REMOTE_QUEUE, RemoteAudio, RemoteSinks, RemoteVideo};
 use bytes::Bytes;
@@ -27,6 +31,10 @@ pub struct MediaSettings {
     pub send_video: bool,
     pub send_audio: bool,
     pub tone_hz: f64,
+    /// Where the sound we send comes from: the test tone, or a microphone.
+    pub microphone: SoundDevice,
+    /// Where the far side's sound is played: nowhere (it is only measured), or a speaker.
+    pub speaker: SoundDevice,
 }
 
 impl Default for MediaSettings {
@@ -40,6 +48,8 @@ impl Default for MediaSettings {
             send_video: true,
             send_audio: true,
             tone_hz: 440.0,
+            microphone: SoundDevice::Synthetic,
+            speaker: SoundDevice::Synthetic,
         }
     }
 }
@@ -67,6 +77,15 @@ pub struct SendCounters {
     pub microphone_muted: AtomicBool,
     /// The person turned the camera off: black pictures are sent.
     pub camera_off: AtomicBool,
+}
+
+/// What became of the devices a call asked for, in words ("microphone: ...", or why it
+/// could not be used); the runner tells the person.
+pub type DeviceNotes = Arc<Mutex<Vec<String>>>;
+
+fn note(notes: &DeviceNotes, text: String) {
+    tracing::info!("{text}");
+    notes.lock().unwrap_or_else(|e| e.into_inner()).push(text);
 }
 
 /// The sending threads and tasks of a connected call.
@@ -113,6 +132,7 @@ impl SendPipeline {
         audio: Option<Arc<OutgoingTrack>>,
         counters: Arc<SendCounters>,
         preview: Option<Arc<Mailbox<VideoFrame>>>,
+        notes: DeviceNotes,
     ) -> Self {
         let running = Arc::new(AtomicBool::new(true));
         let mut pipeline = SendPipeline {
@@ -125,7 +145,7 @@ impl SendPipeline {
             pipeline.start_video(settings, track, preview);
         }
         if let (true, Some(track)) = (settings.send_audio, audio) {
-            pipeline.start_audio(settings, track);
+            pipeline.start_audio(settings, track, notes);
         }
         pipeline
     }
@@ -253,10 +273,16 @@ impl SendPipeline {
         }));
     }
 
-    fn start_audio(&mut self, settings: &MediaSettings, track: Arc<OutgoingTrack>) {
+    fn start_audio(
+        &mut self,
+        settings: &MediaSettings,
+        track: Arc<OutgoingTrack>,
+        notes: DeviceNotes,
+    ) {
         let (tx, mut rx) = mpsc::channel::<EncodedOut>(8);
         let (running, counters) = (self.running.clone(), self.counters.clone());
         let (tone_hz, bitrate) = (settings.tone_hz, settings.audio_bitrate_bps);
+        let microphone = settings.microphone.clone();
         self.threads.extend(spawn_named("audio-capture", move || {
             let mut encoder = match OpusEncoder::new(bitrate) {
                 Ok(encoder) => encoder,
@@ -265,11 +291,8 @@ impl SendPipeline {
                     return;
                 }
             };
-            let mut tone = StampedTone::new(tone_hz);
             let period = Duration::from_millis(20);
-            let mut next = Instant::now();
-            while running.load(Ordering::Relaxed) {
-                let mut frame = tone.next_frame(wall_clock_us());
+            let mut send = |mut frame: AudioFrame| {
                 if counters.microphone_muted.load(Ordering::Relaxed) {
                     frame.samples.fill(0);
                 }
@@ -286,6 +309,52 @@ impl SendPipeline {
                     }
                     Err(e) => tracing::warn!("{e}"),
                 }
+            };
+            // The microphone's frames come from its own thread through a short queue; a
+            // full queue drops (the encoder fell behind), never blocks the device.
+            let (frames_tx, frames_rx) = std::sync::mpsc::sync_channel::<AudioFrame>(8);
+            let opened = match &microphone {
+                SoundDevice::Synthetic => None,
+                choice => match Microphone::open(
+                    choice,
+                    Box::new(move |frame| {
+                        let _ = frames_tx.try_send(frame);
+                    }),
+                ) {
+                    Ok(mic) => {
+                        note(&notes, format!("microphone: {}", mic.description));
+                        Some(mic)
+                    }
+                    Err(e) => {
+                        note(&notes, format!("{e}: sending the test tone instead"));
+                        None
+                    }
+                },
+            };
+            if let Some(microphone) = opened {
+                // The microphone never stops delivering: look at `running` every frame.
+                while running.load(Ordering::Relaxed) {
+                    match frames_rx.recv_timeout(Duration::from_millis(100)) {
+                        Ok(frame) => send(frame),
+                        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+                        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+                    }
+                }
+                // Closing a PulseAudio record stream can wait on the server for good (cpal
+                // 0.18 joins a thread that waits for a reply): close it aside, so that
+                // hanging up never waits on it.
+                let closing = std::thread::Builder::new()
+                    .name("microphone-close".into())
+                    .spawn(move || drop(microphone));
+                if let Err(e) = closing {
+                    tracing::debug!("microphone left open: {e}");
+                }
+                return;
+            }
+            let mut tone = StampedTone::new(tone_hz);
+            let mut next = Instant::now();
+            while running.load(Ordering::Relaxed) {
+                send(tone.next_frame(wall_clock_us()));
                 pace(&mut next, period);
             }
         }));
@@ -339,11 +408,64 @@ pub struct AudioReceiveStats {
     pub analyzer: ToneAnalyzer,
 }
 
+/// What the speaker played.
+#[derive(Default, Debug)]
+pub struct PlayedStats {
+    pub device: Option<String>,
+    /// Sound waiting in the jitter buffer (the frame taken included) each time the
+    /// speaker took a frame, ms (the first hour's worth).
+    pub delays_ms: Vec<f64>,
+    pub target_ms: f64,
+    pub counters: crate::media::jitter::JitterCounters,
+}
+
+/// Keep at most this many jitter-buffer delay samples (an hour of 20 ms frames).
+const KEPT_DELAYS: usize = 180_000;
+
+/// The speaker's sound source: 20 ms frames from the jitter buffer, decoded (or rebuilt,
+/// or concealed) as the speaker asks for them.
+fn playout_source(
+    buffer: Arc<Mutex<JitterBuffer>>,
+    played: Arc<Mutex<PlayedStats>>,
+) -> Result<crate::media::speaker::SoundSource, crate::codec::CodecError> {
+    let mut decoder = OpusDecoder::new()?;
+    let mut ready: std::collections::VecDeque<i16> = std::collections::VecDeque::new();
+    Ok(Box::new(move |out: &mut [i16]| {
+        while ready.len() < out.len() {
+            let (playout, delay, target, counters) = {
+                let mut jb = buffer.lock().unwrap_or_else(|e| e.into_inner());
+                // What waits, counting the frame about to play.
+                let delay = jb.delay();
+                let playout = jb.pop();
+                (playout, delay, jb.target(), jb.counters)
+            };
+            let decoded = match &playout {
+                Playout::Packet(packet) => decoder.decode(packet).map(|s| s.to_vec()),
+                Playout::FromFec(next) => decoder.recover(Some(next)).map(|s| s.to_vec()),
+                Playout::Conceal => decoder.recover(None).map(|s| s.to_vec()),
+                Playout::Silence => Ok(vec![0; AUDIO_FRAME_SAMPLES]),
+            };
+            ready.extend(decoded.unwrap_or_else(|_| vec![0; AUDIO_FRAME_SAMPLES]));
+            let mut p = played.lock().unwrap_or_else(|e| e.into_inner());
+            if playout != Playout::Silence && p.delays_ms.len() < KEPT_DELAYS {
+                p.delays_ms.push(delay.as_secs_f64() * 1000.0);
+            }
+            p.target_ms = target.as_secs_f64() * 1000.0;
+            p.counters = counters;
+        }
+        let wanted = out.len();
+        for (slot, sample) in out.iter_mut().zip(ready.drain(..wanted)) {
+            *slot = sample;
+        }
+    }))
+}
+
 /// The receiving threads of a call, alive as long as the peer connection.
 pub struct ReceivePipeline {
     pub sinks: RemoteSinks,
     pub video: Arc<Mutex<VideoReceiveStats>>,
     pub audio: Arc<Mutex<AudioReceiveStats>>,
+    pub played: Arc<Mutex<PlayedStats>>,
     /// The newest decoded picture, for a screen.
     pub latest_picture: Arc<Mailbox<VideoFrame>>,
     running: Arc<AtomicBool>,
@@ -365,7 +487,8 @@ fn next_or_stop<T>(rx: &std::sync::mpsc::Receiver<T>, running: &AtomicBool) -> O
 }
 
 impl ReceivePipeline {
-    pub fn start() -> Self {
+    /// `speaker` plays the far side's sound (or nothing: it is only measured).
+    pub fn start(speaker: &SoundDevice, notes: DeviceNotes) -> Self {
         let (video_tx, video_rx) = std::sync::mpsc::sync_channel::<RemoteVideo>(REMOTE_QUEUE);
         let (audio_tx, audio_rx) = std::sync::mpsc::sync_channel::<RemoteAudio>(32);
         let keyframe_wanted = Arc::new(AtomicBool::new(false));
@@ -439,6 +562,8 @@ impl ReceivePipeline {
 
         let stats = audio.clone();
         let running_audio = running.clone();
+        let played = Arc::new(Mutex::new(PlayedStats::default()));
+        let (played_by_speaker, speaker) = (played.clone(), speaker.clone());
         threads.extend(spawn_named("audio-decode", move || {
             let running = running_audio;
             let mut decoder = match OpusDecoder::new() {
@@ -448,8 +573,43 @@ impl ReceivePipeline {
                     return;
                 }
             };
+            // The speaker pulls from the jitter buffer on its own thread; this thread fills
+            // it (and goes on measuring what arrives).
+            let jitter = Arc::new(Mutex::new(JitterBuffer::new()));
+            let _speaker = match &speaker {
+                SoundDevice::Synthetic => None,
+                choice => {
+                    let opened = playout_source(jitter.clone(), played_by_speaker.clone())
+                        .map_err(|e| e.to_string())
+                        .and_then(|source| {
+                            Speaker::open(choice, source).map_err(|e| e.to_string())
+                        });
+                    match opened {
+                        Ok(speaker) => {
+                            note(&notes, format!("speaker: {}", speaker.description));
+                            played_by_speaker
+                                .lock()
+                                .unwrap_or_else(|e| e.into_inner())
+                                .device = Some(speaker.description.clone());
+                            Some(speaker)
+                        }
+                        Err(e) => {
+                            note(&notes, format!("{e}: the far side's sound is not played"));
+                            None
+                        }
+                    }
+                }
+            };
+            let playing = _speaker.is_some();
             let mut expected: Option<u16> = None;
             while let Some(packet) = next_or_stop(&audio_rx, &running) {
+                if playing {
+                    jitter.lock().unwrap_or_else(|e| e.into_inner()).push(
+                        packet.sequence_number,
+                        packet.payload.clone(),
+                        Instant::now(),
+                    );
+                }
                 let mut s = stats.lock().unwrap_or_else(|e| e.into_inner());
                 let missing = expected.map_or(0, |e| packet.sequence_number.wrapping_sub(e));
                 if missing >= 0x8000 {
@@ -489,6 +649,7 @@ impl ReceivePipeline {
             },
             video,
             audio,
+            played,
             latest_picture,
             running,
             threads,

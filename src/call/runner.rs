@@ -3,10 +3,13 @@
 //! `duet call` both talk to it through the same two channels.
 
 use crate::call::live::{LiveStats, Reading, median};
-use crate::call::pipeline::{MediaSettings, ReceivePipeline, SendCounters, SendPipeline};
+use crate::call::pipeline::{
+    DeviceNotes, MediaSettings, ReceivePipeline, SendCounters, SendPipeline,
+};
 use crate::call::state::{Call, CallEvent, CallState, Effect, EndReason, Role};
 use crate::call::summary::{
-    AudioReceived, AudioSent, CallSummary, Percentiles, ProcessUsage, VideoReceived, VideoSent,
+    AudioPlayed, AudioReceived, AudioSent, CallSummary, Percentiles, ProcessUsage, VideoReceived,
+    VideoSent,
 };
 use crate::media::frame::AUDIO_SAMPLE_RATE;
 use crate::peer::{Peer, PeerConfig, PeerEvent};
@@ -107,7 +110,9 @@ pub async fn run_call(
     mut commands: mpsc::Receiver<CallCommand>,
     updates: mpsc::Sender<CallUpdate>,
 ) {
-    let receive = ReceivePipeline::start();
+    let device_notes: DeviceNotes = Arc::default();
+    let mut notes_told = 0;
+    let receive = ReceivePipeline::start(&options.media.speaker, device_notes.clone());
     let _ = updates
         .send(CallUpdate::RemotePictures(receive.latest_picture.clone()))
         .await;
@@ -248,6 +253,11 @@ pub async fn run_call(
             },
             _ = ticker.tick() => {
                 ticks += 1;
+                let fresh: Vec<String> = device_notes.lock().unwrap_or_else(|e| e.into_inner())[notes_told..].to_vec();
+                notes_told += fresh.len();
+                for text in fresh {
+                    let _ = updates.send(CallUpdate::Note(text)).await;
+                }
                 if ticks.is_multiple_of(4) && matches!(call.state(), CallState::Connected { .. }) {
                     let now = live_reading(&peer, &receive).await;
                     if let Some((before, seen)) = &last_reading {
@@ -300,6 +310,7 @@ pub async fn run_call(
                         peer.audio.clone(),
                         send_counters.clone(),
                         Some(local_pictures.clone()),
+                        device_notes.clone(),
                     ));
                     if let Some(code) = peer.verification_code().await {
                         let _ = updates.send(CallUpdate::Verification(code)).await;
@@ -334,6 +345,10 @@ pub async fn run_call(
     let mut summary = summarize(&options, &call, &timeline, &send_counters, &peer, &receive);
     summary.end_reason = reason.to_string();
     summary.messages_received = messages_received;
+    summary.devices = device_notes
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
     summary.rtt_ms = transport.rtt_ms;
     summary.path = transport.path;
     summary.bytes_sent = transport.bytes_sent;
@@ -416,6 +431,16 @@ fn summarize(
         .unwrap_or_else(|e| e.into_inner())
         .clone();
     let audio = receive.audio.lock().unwrap_or_else(|e| e.into_inner());
+    let played = receive.played.lock().unwrap_or_else(|e| e.into_inner());
+    let played = played.device.as_ref().map(|_| AudioPlayed {
+        jitter_delay_ms: Percentiles::of(&played.delays_ms),
+        jitter_target_ms: played.target_ms,
+        frames_played: played.counters.played,
+        recovered_by_fec: played.counters.recovered_by_fec,
+        concealed: played.counters.concealed,
+        late: played.counters.late,
+        skipped: played.counters.skipped,
+    });
     let counters = &peer.counters;
     let load = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::Relaxed);
     let fps = match (video.first_decoded_at, video.last_decoded_at) {
@@ -478,6 +503,7 @@ fn summarize(
             frequency_hz: audio.analyzer.dominant_frequency(),
             latency_ms: Percentiles::of(audio.analyzer.mark_latencies_ms()),
         },
+        played,
         ..Default::default()
     }
 }

@@ -145,7 +145,27 @@ pub struct CallSummary {
     /// Greetings and chat lines that came over the data channel.
     #[serde(default)]
     pub messages_received: Vec<String>,
+    /// The sound devices used (or why not), e.g. "microphone: Built-in (48000 Hz, 1 channels)".
+    #[serde(default)]
+    pub devices: Vec<String>,
+    /// What the speaker played, when there was one.
+    #[serde(default)]
+    pub played: Option<AudioPlayed>,
     pub process: ProcessUsage,
+}
+
+/// The speaker's side of the received sound: the jitter buffer and what it did.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct AudioPlayed {
+    /// Sound waiting in the jitter buffer each time the speaker took a frame, ms.
+    pub jitter_delay_ms: Option<Percentiles>,
+    /// The delay the buffer aimed for at the end.
+    pub jitter_target_ms: f64,
+    pub frames_played: u64,
+    pub recovered_by_fec: u64,
+    pub concealed: u64,
+    pub late: u64,
+    pub skipped: u64,
 }
 
 fn fmt_opt(value: Option<f64>, unit: &str) -> String {
@@ -230,6 +250,22 @@ impl std::fmt::Display for CallSummary {
         )?;
         if !self.messages_received.is_empty() {
             writeln!(f, "  data channel: {}", self.messages_received.join(" | "))?;
+        }
+        for device in &self.devices {
+            writeln!(f, "  {device}")?;
+        }
+        if let Some(p) = &self.played {
+            writeln!(
+                f,
+                "  played: {} frames ({} rebuilt by FEC, {} concealed, {} late, {} skipped); jitter buffer {}, target {:.0} ms",
+                p.frames_played,
+                p.recovered_by_fec,
+                p.concealed,
+                p.late,
+                p.skipped,
+                fmt_latency(&p.jitter_delay_ms),
+                p.jitter_target_ms
+            )?;
         }
         write!(
             f,

@@ -2,6 +2,11 @@
 
 pub mod file;
 pub mod frame;
+pub mod jitter;
 pub mod mailbox;
+pub mod microphone;
 pub mod pattern;
+pub mod resample;
+pub mod sound;
+pub mod speaker;
 pub mod tone;

@@ -1,0 +1,180 @@
+//! Sound through real devices: a PulseAudio server of the test's own with null sinks as
+//! sound cards. A live stamped tone is played into peer A's microphone; peer B plays what
+//! it receives on its speaker; the speaker's monitor is recorded, and the tone's frequency
+//! and its marks (which say when each piece was played into the microphone) are read back:
+//! what a person at B would hear, and how late.
+
+mod common;
+
+use common::pulse::PulseAudio;
+use duet::call::CallSummary;
+use duet::media::frame::wall_clock_us;
+use duet::media::tone::{StampedTone, ToneAnalyzer};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::process::{Child, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const TONE_HZ: f64 = 1000.0;
+
+/// Plays the stamped tone into `sink` in real time until `stop`.
+fn speak_into(
+    pulse: &PulseAudio,
+    sink: &str,
+    stop: Arc<AtomicBool>,
+) -> std::thread::JoinHandle<()> {
+    let mut player = pulse.player(sink);
+    let mut input = player.stdin.take().expect("pacat stdin");
+    std::thread::spawn(move || {
+        let mut tone = StampedTone::new(TONE_HZ);
+        let mut next = Instant::now();
+        while !stop.load(Ordering::Relaxed) {
+            let frame = tone.next_frame(wall_clock_us());
+            let bytes: Vec<u8> = frame.samples.iter().flat_map(|s| s.to_le_bytes()).collect();
+            if input.write_all(&bytes).is_err() {
+                break;
+            }
+            next += Duration::from_millis(20);
+            std::thread::sleep(next.saturating_duration_since(Instant::now()));
+        }
+        drop(input);
+        let _ = player.kill();
+        let _ = player.wait();
+    })
+}
+
+/// Records `source` and reads the tone in it as it comes.
+fn listen_to(pulse: &PulseAudio, source: &str, heard: Arc<Mutex<ToneAnalyzer>>) -> Child {
+    let mut recorder = pulse.recorder(source);
+    let mut output = recorder.stdout.take().expect("parec stdout");
+    std::thread::spawn(move || {
+        let mut chunk = [0u8; 1920];
+        while output.read_exact(&mut chunk).is_ok() {
+            let samples: Vec<i16> = chunk
+                .chunks_exact(2)
+                .map(|b| i16::from_le_bytes([b[0], b[1]]))
+                .collect();
+            // The chunk's last sample was played about now, its first 20 ms earlier.
+            let at = wall_clock_us().saturating_sub(20_000);
+            heard
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(&samples, at);
+        }
+    });
+    recorder
+}
+
+fn duet_call(pulse: &PulseAudio, args: &[&str]) -> Child {
+    pulse
+        .command(common::duet().to_str().expect("path"))
+        .args(["call", "--bind", "127.0.0.1", "--no-video"])
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("duet call")
+}
+
+#[test]
+fn sound_goes_from_one_microphone_to_the_other_speaker() {
+    let dir = common::scratch("sound");
+    let pulse = PulseAudio::start(&dir);
+    pulse.null_sink("mic_a");
+    pulse.null_sink("speaker_b");
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let speaker = speak_into(&pulse, "mic_a", stop.clone());
+    let heard = Arc::new(Mutex::new(ToneAnalyzer::new()));
+    let mut recorder = listen_to(&pulse, "speaker_b.monitor", heard.clone());
+
+    let stats = dir.join("b.json");
+    let mut a = duet_call(
+        &pulse,
+        &["--offer", "--mic", "mic_a.monitor", "--duration", "8"],
+    );
+    let mut b = duet_call(
+        &pulse,
+        &[
+            "--answer",
+            "--speaker",
+            "speaker_b",
+            "--stats-json",
+            stats.to_str().expect("path"),
+        ],
+    );
+    let mut offer = String::new();
+    let mut a_out = BufReader::new(a.stdout.take().expect("stdout"));
+    a_out.read_line(&mut offer).expect("offer");
+    let mut b_in = b.stdin.take().expect("stdin");
+    b_in.write_all(offer.as_bytes()).expect("offer in");
+    let mut answer = String::new();
+    BufReader::new(b.stdout.take().expect("stdout"))
+        .read_line(&mut answer)
+        .expect("answer");
+    a.stdin
+        .take()
+        .expect("stdin")
+        .write_all(answer.as_bytes())
+        .expect("answer in");
+
+    let deadline = Instant::now() + Duration::from_secs(40);
+    let b_status = loop {
+        if let Some(status) = b.try_wait().expect("wait") {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "the call did not end");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    // A hung up after its 8 s; it must be gone by now.
+    let a_deadline = Instant::now() + Duration::from_secs(10);
+    while a.try_wait().expect("wait").is_none() {
+        if Instant::now() > a_deadline {
+            let _ = a.kill();
+            panic!("A did not exit after hanging up");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    stop.store(true, Ordering::Relaxed);
+    let _ = speaker.join();
+    let _ = recorder.kill();
+    let _ = recorder.wait();
+    let mut b_err = String::new();
+    if let Some(mut err) = b.stderr.take() {
+        let _ = err.read_to_string(&mut b_err);
+    }
+    assert!(b_status.success(), "B failed: {b_err}");
+    let summary: CallSummary =
+        serde_json::from_str(&std::fs::read_to_string(&stats).expect("stats")).expect("json");
+    assert!(
+        summary.devices.iter().any(|d| d.starts_with("speaker: ")),
+        "B did not open its speaker: {:?}",
+        summary.devices
+    );
+    let played = summary.played.clone().expect("B played nothing");
+
+    let heard = heard.lock().unwrap_or_else(|e| e.into_inner());
+    let hz = heard.dominant_frequency().expect("no tone on B's speaker");
+    assert!((hz - TONE_HZ).abs() <= 5.0, "B's speaker played {hz} Hz");
+    let marks = heard.mark_latencies_ms().to_vec();
+    assert!(
+        marks.len() >= 5,
+        "only {} marks read back: {marks:?}",
+        marks.len()
+    );
+    let mut sorted = marks.clone();
+    sorted.sort_by(f64::total_cmp);
+    let median = sorted[sorted.len() / 2];
+    eprintln!(
+        "mouth to ear (A's microphone to B's speaker, through PulseAudio): median {median:.0} ms of {} marks; B's jitter buffer {:?}, target {:.0} ms; {} frames played, {} concealed",
+        marks.len(),
+        played.jitter_delay_ms,
+        played.jitter_target_ms,
+        played.frames_played,
+        played.concealed
+    );
+    assert!(median > 0.0 && median < 500.0, "mouth to ear {median} ms");
+    assert!(played.frames_played > 200, "{played:?}");
+}
