@@ -3,6 +3,7 @@
 
 pub mod call;
 pub mod codec;
+pub mod config;
 pub mod headless;
 pub mod loopback;
 pub mod media;

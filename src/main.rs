@@ -26,12 +26,16 @@ struct Cli {
     /// Open the window and join this room on the signaling server.
     #[arg(long)]
     room: Option<String>,
-    /// The signaling server for --room (and the one the window suggests).
-    #[arg(long, default_value = "ws://127.0.0.1:8480/ws")]
-    server: String,
+    /// The signaling server for --room (and the one the window suggests; default: the
+    /// settings' server, ws://127.0.0.1:8480/ws unless changed).
+    #[arg(long)]
+    server: Option<String>,
     /// Keep every ICE candidate of the window's calls on this address.
     #[arg(long)]
     bind: Option<IpAddr>,
+    /// Read and save the settings in this file instead of the platform's config directory.
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -254,6 +258,14 @@ fn main() -> ExitCode {
     // One TLS backend for the whole process (wss:// and the server's TLS): ring.
     let _ = rustls::crypto::ring::default_provider().install_default();
     let cli = Cli::parse();
+    let settings_path = cli.config.clone().or_else(duet::config::default_path);
+    let (settings, settings_warning) = match &settings_path {
+        Some(path) => duet::config::load(path),
+        None => (duet::config::Settings::default(), None),
+    };
+    if let Some(warning) = &settings_warning {
+        eprintln!("duet: warning: {warning}");
+    }
     match cli.command {
         Some(Command::Pattern(args)) => match pattern(args) {
             Ok(()) => ExitCode::SUCCESS,
@@ -273,7 +285,7 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
-        Some(Command::Call(args)) => match call(args) {
+        Some(Command::Call(args)) => match call(args, &settings) {
             Ok(code) => code,
             Err(e) => {
                 eprintln!("duet: {e:#}");
@@ -315,8 +327,11 @@ fn main() -> ExitCode {
             let options = duet::ui::WindowOptions {
                 bind: cli.bind,
                 answer_offer,
-                server: cli.server,
+                server: cli.server.unwrap_or_else(|| settings.server.clone()),
                 join_room: cli.room,
+                settings,
+                settings_path,
+                settings_warning,
                 ..Default::default()
             };
             match duet::ui::run_window(options) {
@@ -330,7 +345,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn call(args: CallArgs) -> anyhow::Result<ExitCode> {
+fn call(args: CallArgs, settings: &duet::config::Settings) -> anyhow::Result<ExitCode> {
     if args.loopback {
         return loopback(&args);
     }
@@ -372,7 +387,16 @@ fn call(args: CallArgs) -> anyhow::Result<ExitCode> {
         }
     };
     let ice_servers = if args.ice_server.is_empty() {
-        Vec::new()
+        // The settings' servers, when the command line names none.
+        settings
+            .ice_servers
+            .iter()
+            .map(|s| IceServer {
+                urls: s.urls.clone(),
+                username: s.username.clone(),
+                credential: s.credential.clone(),
+            })
+            .collect()
     } else {
         vec![IceServer {
             urls: args.ice_server.clone(),

@@ -130,3 +130,23 @@ fn bad_options_say_what_is_allowed() {
     let (code, _) = run(&["call"]);
     assert_eq!(code, Some(2));
 }
+
+#[test]
+fn a_corrupt_settings_file_is_named_in_a_warning_and_duet_goes_on() {
+    let dir = common::scratch("bad-settings");
+    let path = dir.join("settings.toml");
+    std::fs::write(&path, "name = \"unterminated\nmicrophone = [").expect("write");
+    let output = Command::new(common::duet())
+        .arg("--config")
+        .arg(&path)
+        .arg("devices")
+        .output()
+        .expect("duet");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("settings.toml is not valid") && stderr.contains("using the defaults"),
+        "{stderr}"
+    );
+    assert!(String::from_utf8_lossy(&output.stdout).contains("Microphones:"));
+}

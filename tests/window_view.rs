@@ -271,3 +271,30 @@ fn esc_in_the_chat_box_leaves_the_box_and_a_second_esc_hangs_up() {
     h.run();
     assert_eq!(h.state().1, vec![UiAction::HangUp]);
 }
+
+#[test]
+fn a_microphone_that_was_found_can_be_chosen_and_is_remembered() {
+    use duet::ui::view::DeviceChoice;
+    let mut view = WindowView::default();
+    view.set_devices(
+        vec![DeviceChoice::new("usb_mic", "USB Microphone")],
+        vec![DeviceChoice::new("usb_speaker", "USB Speaker")],
+        "default",
+        "gone_speaker",
+    );
+    // The saved speaker is not there: no speaker rather than a surprise.
+    assert_eq!(view.speaker, "none");
+    assert_eq!(view.microphone, "default");
+    let mut h = harness(view);
+    h.run();
+    assert!(
+        h.query_by_label_contains("Cameras are not supported yet")
+            .is_some()
+    );
+    h.get_by_value("System default").click();
+    h.run();
+    h.get_by_label("USB Microphone").click();
+    h.run();
+    assert_eq!(h.state().0.microphone, "usb_mic");
+    assert_eq!(h.state().1, vec![UiAction::SaveSettings]);
+}

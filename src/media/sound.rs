@@ -111,6 +111,10 @@ pub fn list(direction: Direction) -> Vec<SoundDeviceInfo> {
         .iter()
         .filter_map(|device| {
             let (name, id) = name_and_id(device);
+            // ALSA's "null" device discards what is played and records silence.
+            if id == "null" {
+                return None;
+            }
             let config = match direction {
                 Direction::Input => device.default_input_config(),
                 Direction::Output => device.default_output_config(),

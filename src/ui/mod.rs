@@ -31,6 +31,22 @@ pub struct WindowOptions {
     pub server: String,
     /// Join this room on `server` at once.
     pub join_room: Option<String>,
+    pub settings: crate::config::Settings,
+    /// Where changed settings are saved (none: they are not).
+    pub settings_path: Option<std::path::PathBuf>,
+    /// Why the settings file could not be used, to show on the start screen.
+    pub settings_warning: Option<String>,
+}
+
+/// The pickers' entries for the devices there are.
+fn device_choices(direction: crate::media::sound::Direction) -> Vec<view::DeviceChoice> {
+    crate::media::sound::list(direction)
+        .into_iter()
+        .map(|d| view::DeviceChoice {
+            setting: d.id,
+            label: d.name,
+        })
+        .collect()
 }
 
 /// Opens the window and runs until it is closed.
@@ -52,6 +68,8 @@ pub fn run_window(options: WindowOptions) -> Result<(), String> {
         "Duet",
         native,
         Box::new(move |cc| {
+            let microphones = device_choices(crate::media::sound::Direction::Input);
+            let speakers = device_choices(crate::media::sound::Direction::Output);
             let first_offer = options.answer_offer.clone();
             let first_room = options.join_room.clone();
             let server = match options.server.as_str() {
@@ -70,6 +88,15 @@ pub fn run_window(options: WindowOptions) -> Result<(), String> {
                 call_pictures: None,
                 options,
             };
+            let settings = &window.options.settings;
+            window.view.name = settings.name.clone();
+            window.view.set_devices(
+                microphones,
+                speakers,
+                &settings.microphone,
+                &settings.speaker,
+            );
+            window.view.warning = window.options.settings_warning.clone();
             window.show_preview();
             if let Some(offer) = first_offer {
                 window.start_session(Rendezvous::Paste(Some(offer)));
@@ -140,6 +167,7 @@ impl DuetWindow {
             UiAction::MuteMicrophone(muted) => self.command(CallCommand::MuteMicrophone(muted)),
             UiAction::CameraOff(off) => self.command(CallCommand::CameraOff(off)),
             UiAction::SendChat(text) => self.command(CallCommand::SendChat(text)),
+            UiAction::SaveSettings => self.save_settings(),
             UiAction::ToggleFullscreen => {
                 let fullscreen = self.ctx.input(|i| i.viewport().fullscreen.unwrap_or(false));
                 self.ctx
@@ -152,6 +180,23 @@ impl DuetWindow {
                 self.view = self.view.fresh_start();
                 self.show_preview();
             }
+        }
+    }
+
+    /// Remembers what the person chose, off the UI thread.
+    fn save_settings(&mut self) {
+        let settings = &mut self.options.settings;
+        settings.name = self.view.name.trim().to_owned();
+        settings.microphone = self.view.microphone.clone();
+        settings.speaker = self.view.speaker.clone();
+        settings.server = self.view.server().trim().to_owned();
+        let (settings, path) = (settings.clone(), self.options.settings_path.clone());
+        if let Some(path) = path {
+            self.runtime.spawn_blocking(move || {
+                if let Err(e) = crate::config::save(&settings, &path) {
+                    tracing::warn!("the settings were not saved: {e}");
+                }
+            });
         }
     }
 
@@ -171,6 +216,8 @@ impl DuetWindow {
 
     fn start_session(&mut self, rendezvous: Rendezvous) {
         let mut media = self.options.media.clone();
+        media.microphone = crate::media::sound::SoundDevice::parse(&self.view.microphone);
+        media.speaker = crate::media::sound::SoundDevice::parse(&self.view.speaker);
         media.tone_hz = match &rendezvous {
             Rendezvous::Paste(Some(_)) => 660.0,
             _ => 440.0,

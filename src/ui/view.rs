@@ -27,6 +27,24 @@ pub enum UiAction {
     CameraOff(bool),
     SendChat(String),
     ToggleFullscreen,
+    /// The person changed a setting (name, device, server): remember it.
+    SaveSettings,
+}
+
+/// One entry of a device picker: what the setting says, and what the person reads.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeviceChoice {
+    pub setting: String,
+    pub label: String,
+}
+
+impl DeviceChoice {
+    pub fn new(setting: &str, label: &str) -> Self {
+        Self {
+            setting: setting.into(),
+            label: label.into(),
+        }
+    }
 }
 
 #[derive(Debug, Default, PartialEq)]
@@ -89,7 +107,16 @@ pub struct WindowView {
     stats_shown: bool,
     stats: Option<LiveStats>,
     verification: Option<String>,
+    microphones: Vec<DeviceChoice>,
+    speakers: Vec<DeviceChoice>,
+    /// The chosen microphone and speaker, as settings say them (`tone`, `default`, an id).
+    pub microphone: String,
+    pub speaker: String,
+    /// Something wrong that the person should know before calling (e.g. the settings).
+    pub warning: Option<String>,
 }
+
+const NO_SPEAKER: &str = "None (sound is measured, not played)";
 
 /// At most this many chat lines are kept on screen.
 const CHAT_LINES: usize = 200;
@@ -120,6 +147,11 @@ impl Default for WindowView {
             stats_shown: false,
             stats: None,
             verification: None,
+            microphones: vec![DeviceChoice::new("tone", "Test tone")],
+            speakers: vec![DeviceChoice::new("none", NO_SPEAKER)],
+            microphone: "tone".into(),
+            speaker: "none".into(),
+            warning: None,
         }
     }
 }
@@ -150,14 +182,54 @@ impl WindowView {
         }
     }
 
-    /// The start screen again, keeping what the person typed in (name, server, room).
+    /// The start screen again, keeping what the person typed in and chose.
     pub fn fresh_start(&self) -> Self {
         Self {
             name: self.name.clone(),
             server: self.server.clone(),
             room: self.room.clone(),
+            microphones: self.microphones.clone(),
+            speakers: self.speakers.clone(),
+            microphone: self.microphone.clone(),
+            speaker: self.speaker.clone(),
             ..Self::default()
         }
+    }
+
+    /// The signaling server typed in.
+    pub fn server(&self) -> &str {
+        &self.server
+    }
+
+    /// The devices the pickers offer (besides the test tone and no speaker, always there),
+    /// and the ones chosen. A choice that is not there falls back to the synthetic one.
+    pub fn set_devices(
+        &mut self,
+        microphones: Vec<DeviceChoice>,
+        speakers: Vec<DeviceChoice>,
+        microphone: &str,
+        speaker: &str,
+    ) {
+        let with = |first: DeviceChoice, found: Vec<DeviceChoice>| {
+            let mut all = vec![first];
+            if !found.is_empty() {
+                all.push(DeviceChoice::new("default", "System default"));
+            }
+            all.extend(found);
+            all
+        };
+        self.microphones = with(DeviceChoice::new("tone", "Test tone"), microphones);
+        self.speakers = with(DeviceChoice::new("none", NO_SPEAKER), speakers);
+        let pick = |choices: &[DeviceChoice], wanted: &str| {
+            choices
+                .iter()
+                .find(|c| c.setting == wanted)
+                .unwrap_or(&choices[0])
+                .setting
+                .clone()
+        };
+        self.microphone = pick(&self.microphones, microphone);
+        self.speaker = pick(&self.speakers, speaker);
     }
 
     /// Shows that we joined a room and wait there (the window calls this on joining).
@@ -532,17 +604,21 @@ impl WindowView {
         local: Option<(egui::TextureId, egui::Vec2)>,
         actions: &mut Vec<UiAction>,
     ) {
+        if let Some(warning) = &self.warning {
+            ui.colored_label(ui.visuals().warn_fg_color, warning);
+            ui.add_space(6.0);
+        }
         let wide = ui.available_width() >= 900.0;
         if wide {
             ui.columns(2, |columns| {
-                self.you_column(&mut columns[0], local, 480.0);
+                self.you_column(&mut columns[0], local, 480.0, actions);
                 self.call_column(&mut columns[1], actions);
             });
         } else {
             // A small window: what to do first, then a small self-view.
             self.call_column(ui, actions);
             ui.separator();
-            self.you_column(ui, local, 240.0);
+            self.you_column(ui, local, 240.0, actions);
         }
     }
 
@@ -551,6 +627,7 @@ impl WindowView {
         ui: &mut egui::Ui,
         local: Option<(egui::TextureId, egui::Vec2)>,
         widest: f32,
+        actions: &mut Vec<UiAction>,
     ) {
         ui.heading("You");
         let width = ui.available_width().min(widest);
@@ -566,34 +643,33 @@ impl WindowView {
             }
         }
         ui.add_space(6.0);
+        let mut changed = false;
         egui::Grid::new("devices")
             .num_columns(2)
             .spacing([12.0, 6.0])
             .show(ui, |ui| {
                 let name = ui.label("Your name");
-                ui.add(egui::TextEdit::singleline(&mut self.name).char_limit(64))
+                let edit = ui
+                    .add(egui::TextEdit::singleline(&mut self.name).char_limit(64))
                     .labelled_by(name.id);
+                changed |= edit.lost_focus();
                 ui.end_row();
-                for (device, only) in [
-                    ("Camera", "Test pattern"),
-                    ("Microphone", "Test tone"),
-                    ("Speaker", "None (sound is measured, not played)"),
-                ] {
-                    let label = ui.label(device);
-                    let mut chosen = 0;
-                    egui::ComboBox::from_id_salt(device)
-                        .selected_text(only)
-                        .width(ui.available_width().min(280.0))
-                        .show_ui(ui, |ui| ui.selectable_value(&mut chosen, 0, only))
-                        .response
-                        .labelled_by(label.id);
-                    ui.end_row();
-                }
+                let camera = [DeviceChoice::new("pattern", "Test pattern")];
+                let mut pattern = "pattern".to_owned();
+                picker(ui, "Camera", &camera, &mut pattern);
+                changed |= picker(ui, "Microphone", &self.microphones, &mut self.microphone);
+                changed |= picker(ui, "Speaker", &self.speakers, &mut self.speaker);
             });
-        ui.weak(
-            "No camera, microphone or speaker is used yet: Duet sends its test pattern and \
-             test tone, so calls work on any machine.",
-        );
+        if changed {
+            actions.push(UiAction::SaveSettings);
+        }
+        let no_sound = self.microphones.len() == 1 && self.speakers.len() == 1;
+        ui.weak(if no_sound {
+            "No camera, microphone or speaker was found: Duet sends its test pattern and test \
+             tone, so calls work on any machine."
+        } else {
+            "Cameras are not supported yet: Duet sends its test pattern."
+        });
     }
 
     fn call_column(&mut self, ui: &mut egui::Ui, actions: &mut Vec<UiAction>) {
@@ -723,4 +799,27 @@ impl WindowView {
             }
         }
     }
+}
+
+/// A labelled device picker in a grid row; true when the person picked another one.
+fn picker(ui: &mut egui::Ui, title: &str, choices: &[DeviceChoice], chosen: &mut String) -> bool {
+    let label = ui.label(title);
+    let shown = choices
+        .iter()
+        .find(|c| c.setting == *chosen)
+        .map_or(chosen.as_str(), |c| c.label.as_str())
+        .to_owned();
+    let before = chosen.clone();
+    egui::ComboBox::from_id_salt(title)
+        .selected_text(shown)
+        .width(ui.available_width().min(280.0))
+        .show_ui(ui, |ui| {
+            for choice in choices {
+                ui.selectable_value(chosen, choice.setting.clone(), &choice.label);
+            }
+        })
+        .response
+        .labelled_by(label.id);
+    ui.end_row();
+    *chosen != before
 }
