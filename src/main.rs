@@ -2,7 +2,7 @@
 
 use anyhow::{Context, bail};
 use clap::{ArgGroup, Args, Parser, Subcommand};
-use duet::call::pipeline::MediaSettings;
+use duet::call::pipeline::{MediaSettings, VideoSource};
 use duet::headless::{HeadlessCall, HeadlessOutcome, PasteRole, Rendezvous};
 use duet::loopback::{LoopbackOptions, run_loopback, scratch_dir};
 use duet::media::sound::SoundDevice;
@@ -172,9 +172,16 @@ struct CallArgs {
     /// Write the end-of-call summary as JSON to this file.
     #[arg(long)]
     stats_json: Option<PathBuf>,
-    /// Microphone: `tone` (the test tone), `default`, or a number or name from `duet devices`.
+    /// Microphone: `tone` (the test tone), `default`, a number or name from `duet devices`,
+    /// or a .wav file (looped).
     #[arg(long, default_value = "tone")]
     mic: String,
+    /// Record the far side's pictures (remote.y4m) and sound (remote.wav) into this directory.
+    #[arg(long, value_name = "DIR")]
+    record: Option<PathBuf>,
+    /// Camera: `pattern` (the stamped test pattern) or a .y4m file (looped at its own rate).
+    #[arg(long, default_value = "pattern", value_parser = VideoSource::parse)]
+    camera: VideoSource,
     /// Speaker: `none` (the far side's sound is measured, not played), `default`, or a
     /// number or name from `duet devices`.
     #[arg(long, default_value = "none")]
@@ -237,6 +244,8 @@ fn media_settings(args: &CallArgs, default_tone: f64) -> MediaSettings {
         tone_hz: args.tone.unwrap_or(default_tone),
         microphone: SoundDevice::parse(&args.mic),
         speaker: SoundDevice::parse(&args.speaker),
+        camera: args.camera.clone(),
+        record: args.record.clone(),
         ..MediaSettings::default()
     }
 }

@@ -4,6 +4,7 @@
 //! decoder threads, which read the stamps and marks back. No queue in the path is unbounded.
 
 use crate::codec::{H264Decoder, H264Encoder, OpusDecoder, OpusEncoder, VideoEncoderSettings};
+use crate::media::file::{Y4mReader, read_wav};
 use crate::media::frame::{AUDIO_FRAME_SAMPLES, AudioFrame, VideoFrame, wall_clock_us};
 use crate::media::jitter::{JitterBuffer, Playout};
 use crate::media::mailbox::Mailbox;
@@ -35,6 +36,36 @@ pub struct MediaSettings {
     pub microphone: SoundDevice,
     /// Where the far side's sound is played: nowhere (it is only measured), or a speaker.
     pub speaker: SoundDevice,
+    /// Where the pictures we send come from.
+    pub camera: VideoSource,
+    /// Record the far side's pictures and sound into this directory.
+    pub record: Option<std::path::PathBuf>,
+}
+
+/// Where the pictures we send come from.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub enum VideoSource {
+    /// The stamped test pattern.
+    #[default]
+    Pattern,
+    /// A Y4M file, looped at its own rate.
+    File(std::path::PathBuf),
+}
+
+impl VideoSource {
+    /// `pattern`, or the path of a `.y4m` file.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let text = text.trim();
+        if text.eq_ignore_ascii_case("pattern") || text.is_empty() {
+            Ok(Self::Pattern)
+        } else if text.to_ascii_lowercase().ends_with(".y4m") {
+            Ok(Self::File(text.into()))
+        } else {
+            Err(format!(
+                "{text:?}: expected `pattern` or a .y4m file (cameras are not supported yet)"
+            ))
+        }
+    }
 }
 
 impl Default for MediaSettings {
@@ -50,6 +81,8 @@ impl Default for MediaSettings {
             tone_hz: 440.0,
             microphone: SoundDevice::Synthetic,
             speaker: SoundDevice::Synthetic,
+            camera: VideoSource::Pattern,
+            record: None,
         }
     }
 }
@@ -142,7 +175,7 @@ impl SendPipeline {
             counters: counters.clone(),
         };
         if let (true, Some(track)) = (settings.send_video, video) {
-            pipeline.start_video(settings, track, preview);
+            pipeline.start_video(settings, track, preview, notes.clone());
         }
         if let (true, Some(track)) = (settings.send_audio, audio) {
             pipeline.start_audio(settings, track, notes);
@@ -155,14 +188,42 @@ impl SendPipeline {
         settings: &MediaSettings,
         track: Arc<OutgoingTrack>,
         preview: Option<Arc<Mailbox<VideoFrame>>>,
+        notes: DeviceNotes,
     ) {
         let mailbox: Arc<Mailbox<VideoFrame>> = Arc::new(Mailbox::new());
-        let period = Duration::from_secs_f64(1.0 / settings.fps.max(1) as f64);
-        let (width, height) = (settings.width, settings.height);
+        let mut period = Duration::from_secs_f64(1.0 / settings.fps.max(1) as f64);
+        let (mut width, mut height) = (settings.width, settings.height);
+        let camera = settings.camera.clone();
 
         let (running, slot, counters) =
             (self.running.clone(), mailbox.clone(), self.counters.clone());
         self.threads.extend(spawn_named("video-capture", move || {
+            // A video file plays at its own size and rate; one that cannot be played leaves
+            // the test pattern.
+            let mut file = match &camera {
+                VideoSource::Pattern => None,
+                VideoSource::File(path) => match Y4mReader::open(path) {
+                    Ok(reader) => {
+                        note(
+                            &notes,
+                            format!(
+                                "camera: {} ({}x{} at {:.0} fps, looped)",
+                                path.display(),
+                                reader.width,
+                                reader.height,
+                                reader.fps
+                            ),
+                        );
+                        (width, height) = (reader.width, reader.height);
+                        period = Duration::from_secs_f64(1.0 / reader.fps);
+                        Some(reader)
+                    }
+                    Err(e) => {
+                        note(&notes, format!("{e}: sending the test pattern instead"));
+                        None
+                    }
+                },
+            };
             let mut pattern = StampedPattern::new(width, height);
             let mut black = VideoFrame::new(width, height, 0);
             black.planes_mut().0.fill(16);
@@ -174,7 +235,17 @@ impl SendPipeline {
                         ..black.clone()
                     }
                 } else {
-                    let frame = pattern.next_frame(wall_clock_us());
+                    let now = wall_clock_us();
+                    let from_file = file.as_mut().map(|reader| reader.next_frame(now));
+                    let frame = match from_file {
+                        Some(Ok(frame)) => frame,
+                        Some(Err(e)) => {
+                            note(&notes, format!("{e}: sending the test pattern instead"));
+                            file = None;
+                            pattern.next_frame(now)
+                        }
+                        None => pattern.next_frame(now),
+                    };
                     if let Some(preview) = &preview {
                         preview.put(frame.clone());
                     }
@@ -313,8 +384,56 @@ impl SendPipeline {
             // The microphone's frames come from its own thread through a short queue; a
             // full queue drops (the encoder fell behind), never blocks the device.
             let (frames_tx, frames_rx) = std::sync::mpsc::sync_channel::<AudioFrame>(8);
+            if let SoundDevice::File(path) = &microphone {
+                match read_wav(path).and_then(|(sound, rate)| {
+                    let mut resampler = crate::media::resample::MonoResampler::new(rate, 48_000)
+                        .map_err(|e| crate::media::file::FileError::BadWav {
+                            path: path.display().to_string(),
+                            why: e.to_string(),
+                        })?;
+                    let mut at_48k = Vec::new();
+                    resampler.push(&sound, &mut at_48k);
+                    Ok(at_48k)
+                }) {
+                    Ok(sound) if sound.len() >= AUDIO_FRAME_SAMPLES => {
+                        note(
+                            &notes,
+                            format!(
+                                "microphone: {} ({:.1} s, looped)",
+                                path.display(),
+                                sound.len() as f64 / 48_000.0
+                            ),
+                        );
+                        let mut position = 0;
+                        let mut next = Instant::now();
+                        while running.load(Ordering::Relaxed) {
+                            let samples: Vec<i16> = (0..AUDIO_FRAME_SAMPLES)
+                                .map(|i| {
+                                    let s = sound[(position + i) % sound.len()];
+                                    (s.clamp(-1.0, 1.0) * 32767.0) as i16
+                                })
+                                .collect();
+                            position = (position + AUDIO_FRAME_SAMPLES) % sound.len();
+                            send(AudioFrame {
+                                samples,
+                                capture_time_us: wall_clock_us(),
+                            });
+                            pace(&mut next, period);
+                        }
+                        return;
+                    }
+                    Ok(_) => note(
+                        &notes,
+                        format!(
+                            "{} is shorter than 20 ms: sending the test tone instead",
+                            path.display()
+                        ),
+                    ),
+                    Err(e) => note(&notes, format!("{e}: sending the test tone instead")),
+                }
+            }
             let opened = match &microphone {
-                SoundDevice::Synthetic => None,
+                SoundDevice::Synthetic | SoundDevice::File(_) => None,
                 choice => match Microphone::open(
                     choice,
                     Box::new(move |frame| {
@@ -466,6 +585,8 @@ pub struct ReceivePipeline {
     pub video: Arc<Mutex<VideoReceiveStats>>,
     pub audio: Arc<Mutex<AudioReceiveStats>>,
     pub played: Arc<Mutex<PlayedStats>>,
+    /// The recording of the far side, when asked for.
+    pub recorder: Option<Arc<crate::media::recorder::Recorder>>,
     /// The newest decoded picture, for a screen.
     pub latest_picture: Arc<Mailbox<VideoFrame>>,
     running: Arc<AtomicBool>,
@@ -488,7 +609,24 @@ fn next_or_stop<T>(rx: &std::sync::mpsc::Receiver<T>, running: &AtomicBool) -> O
 
 impl ReceivePipeline {
     /// `speaker` plays the far side's sound (or nothing: it is only measured).
-    pub fn start(speaker: &SoundDevice, notes: DeviceNotes) -> Self {
+    pub fn start(
+        speaker: &SoundDevice,
+        record: Option<&std::path::Path>,
+        notes: DeviceNotes,
+    ) -> Self {
+        let recorder = record.and_then(|dir| match crate::media::recorder::Recorder::start(dir) {
+            Ok(recorder) => {
+                note(
+                    &notes,
+                    format!("recording the far side into {}", dir.display()),
+                );
+                Some(Arc::new(recorder))
+            }
+            Err(e) => {
+                note(&notes, e);
+                None
+            }
+        });
         let (video_tx, video_rx) = std::sync::mpsc::sync_channel::<RemoteVideo>(REMOTE_QUEUE);
         let (audio_tx, audio_rx) = std::sync::mpsc::sync_channel::<RemoteAudio>(32);
         let keyframe_wanted = Arc::new(AtomicBool::new(false));
@@ -498,10 +636,11 @@ impl ReceivePipeline {
         let mut threads = Vec::new();
 
         let running = Arc::new(AtomicBool::new(true));
-        let (stats, wanted, picture) = (
+        let (stats, wanted, picture, recording) = (
             video.clone(),
             keyframe_wanted.clone(),
             latest_picture.clone(),
+            recorder.clone(),
         );
         let running_video = running.clone();
         threads.extend(spawn_named("video-decode", move || {
@@ -548,6 +687,9 @@ impl ReceivePipeline {
                             None => s.frames_without_stamp += 1,
                         }
                         drop(s);
+                        if let Some(recorder) = &recording {
+                            recorder.picture(&frame, decoded_us);
+                        }
                         picture.put(frame);
                     }
                     Ok(None) => {}
@@ -563,6 +705,7 @@ impl ReceivePipeline {
         let stats = audio.clone();
         let running_audio = running.clone();
         let played = Arc::new(Mutex::new(PlayedStats::default()));
+        let recording = recorder.clone();
         let (played_by_speaker, speaker) = (played.clone(), speaker.clone());
         threads.extend(spawn_named("audio-decode", move || {
             let running = running_audio;
@@ -624,6 +767,9 @@ impl ReceivePipeline {
                         if let Ok(samples) = decoder.recover(fec) {
                             let at = packet.arrival_us.saturating_sub((k as u64 + 1) * 20_000);
                             let samples = samples.to_vec();
+                            if let Some(recorder) = &recording {
+                                recorder.sound(&samples, at);
+                            }
                             s.analyzer.push(&samples, at);
                             s.packets_recovered += 1;
                         }
@@ -633,6 +779,9 @@ impl ReceivePipeline {
                     Ok(samples) => {
                         let samples = samples.to_vec();
                         debug_assert!(samples.len() <= AUDIO_FRAME_SAMPLES * 6);
+                        if let Some(recorder) = &recording {
+                            recorder.sound(&samples, packet.arrival_us);
+                        }
                         s.analyzer.push(&samples, packet.arrival_us);
                         s.packets_decoded += 1;
                     }
@@ -650,6 +799,7 @@ impl ReceivePipeline {
             video,
             audio,
             played,
+            recorder,
             latest_picture,
             running,
             threads,

@@ -112,7 +112,11 @@ pub async fn run_call(
 ) {
     let device_notes: DeviceNotes = Arc::default();
     let mut notes_told = 0;
-    let receive = ReceivePipeline::start(&options.media.speaker, device_notes.clone());
+    let receive = ReceivePipeline::start(
+        &options.media.speaker,
+        options.media.record.as_deref(),
+        device_notes.clone(),
+    );
     let _ = updates
         .send(CallUpdate::RemotePictures(receive.latest_picture.clone()))
         .await;
@@ -345,6 +349,27 @@ pub async fn run_call(
     let mut summary = summarize(&options, &call, &timeline, &send_counters, &peer, &receive);
     summary.end_reason = reason.to_string();
     summary.messages_received = messages_received;
+    if let Some(recorder) = &receive.recorder {
+        let recorded = recorder.finish();
+        let files: Vec<String> = [recorded.video, recorded.audio]
+            .iter()
+            .flatten()
+            .map(|p| p.display().to_string())
+            .collect();
+        let mut line = format!(
+            "recorded {} pictures and {} s of sound: {}",
+            recorded.pictures_written,
+            recorded.seconds_of_sound,
+            files.join(", ")
+        );
+        if let Some(e) = recorded.error {
+            line = format!("{line} ({e})");
+        }
+        device_notes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(line);
+    }
     summary.devices = device_notes
         .lock()
         .unwrap_or_else(|e| e.into_inner())

@@ -6,6 +6,7 @@ pub mod jitter;
 pub mod mailbox;
 pub mod microphone;
 pub mod pattern;
+pub mod recorder;
 pub mod resample;
 pub mod sound;
 pub mod speaker;

@@ -16,6 +16,8 @@ pub enum SoundDevice {
     Named(String),
     /// The n-th device of its kind in `duet devices`, counting from 0.
     Index(usize),
+    /// A WAV file played as the microphone, looped.
+    File(std::path::PathBuf),
 }
 
 impl SoundDevice {
@@ -25,6 +27,7 @@ impl SoundDevice {
         match text.to_ascii_lowercase().as_str() {
             "" | "tone" | "none" | "off" | "test" => Self::Synthetic,
             "default" | "system" => Self::System,
+            lower if lower.ends_with(".wav") => Self::File(text.into()),
             _ => match text.parse::<usize>() {
                 Ok(index) => Self::Index(index),
                 Err(_) => Self::Named(text.to_owned()),
@@ -146,6 +149,12 @@ pub(crate) fn find(
     let device =
         match choice {
             SoundDevice::Synthetic => return Err(SoundError::NoDevice { kind }),
+            SoundDevice::File(path) => {
+                return Err(SoundError::NoSuchDevice {
+                    kind,
+                    name: path.display().to_string(),
+                });
+            }
             SoundDevice::System => match direction {
                 Direction::Input => host.default_input_device(),
                 Direction::Output => host.default_output_device(),
