@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # Installs what Duet needs to build and test on Debian 12: the C toolchain pieces the crates
 # build with (cmake for libopus, nasm for openh264's assembly, libclang for bindgen, ALSA
-# headers) and the real parts the tests run: nftables and iproute2 for lossy network
-# namespaces, PulseAudio (null sinks as sound cards), Debian's Chromium as the other peer,
-# coturn as the TURN server, and Xvfb, ImageMagick, tesseract (OCR) and xdotool (keyboard)
-# for the window tests.
+# headers, WebRTC's audio processing library for echo cancellation) and the real parts the
+# tests run: nftables and iproute2 for lossy network namespaces, PulseAudio (null sinks as
+# sound cards), Debian's Chromium as the other peer, coturn as the TURN server, and Xvfb,
+# ImageMagick, tesseract (OCR) and xdotool (keyboard) for the window tests.
 # Idempotent; uses sudo when not root. Rust itself comes from rustup (1.85 or newer).
 set -euo pipefail
 
-packages=(build-essential pkg-config cmake nasm libclang-dev libasound2-dev nftables iproute2 util-linux procps
+packages=(build-essential pkg-config cmake nasm libclang-dev libasound2-dev libwebrtc-audio-processing-dev nftables iproute2 util-linux procps
   pulseaudio pulseaudio-utils chromium coturn openssl curl xvfb xauth imagemagick tesseract-ocr xdotool libgl1-mesa-dri libegl1 libxkbcommon-x11-0)
 
 sudo=""

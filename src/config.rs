@@ -33,6 +33,10 @@ pub struct Settings {
     /// STUN/TURN servers of our own (a room's server may hand out more). None by default:
     /// no public server is asked anything unless configured.
     pub ice_servers: Vec<IceServerSetting>,
+    /// Processing of a real microphone's sound, each on unless switched off.
+    pub echo_cancellation: bool,
+    pub noise_suppression: bool,
+    pub gain_control: bool,
 }
 
 impl Default for Settings {
@@ -44,6 +48,9 @@ impl Default for Settings {
             camera: "pattern".into(),
             server: "ws://127.0.0.1:8480/ws".into(),
             ice_servers: Vec::new(),
+            echo_cancellation: true,
+            noise_suppression: true,
+            gain_control: true,
         }
     }
 }

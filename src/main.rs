@@ -179,6 +179,15 @@ struct CallArgs {
     /// Record the far side's pictures (remote.y4m) and sound (remote.wav) into this directory.
     #[arg(long, value_name = "DIR")]
     record: Option<PathBuf>,
+    /// Send a real microphone as it is, without echo cancellation.
+    #[arg(long)]
+    no_echo_cancellation: bool,
+    /// Without noise suppression.
+    #[arg(long)]
+    no_noise_suppression: bool,
+    /// Without automatic gain control.
+    #[arg(long)]
+    no_gain_control: bool,
     /// Camera: `pattern` (the stamped test pattern) or a .y4m file (looped at its own rate).
     #[arg(long, default_value = "pattern", value_parser = VideoSource::parse)]
     camera: VideoSource,
@@ -246,6 +255,11 @@ fn media_settings(args: &CallArgs, default_tone: f64) -> MediaSettings {
         speaker: SoundDevice::parse(&args.speaker),
         camera: args.camera.clone(),
         record: args.record.clone(),
+        processing: duet::media::echo::ProcessingSwitches {
+            echo_cancellation: !args.no_echo_cancellation,
+            noise_suppression: !args.no_noise_suppression,
+            gain_control: !args.no_gain_control,
+        },
         ..MediaSettings::default()
     }
 }

@@ -178,3 +178,92 @@ fn sound_goes_from_one_microphone_to_the_other_speaker() {
     assert!(median > 0.0 && median < 500.0, "mouth to ear {median} ms");
     assert!(played.frames_played > 200, "{played:?}");
 }
+
+/// A whole call by paste between `duet call --offer A_ARGS` and `--answer B_ARGS` (both
+/// without video) on this PulseAudio server; waits for both to end.
+fn pulse_call(pulse: &PulseAudio, a_args: &[&str], b_args: &[&str]) {
+    let mut a = duet_call(pulse, &[&["--offer"], a_args].concat());
+    let mut b = duet_call(pulse, &[&["--answer"], b_args].concat());
+    let mut offer = String::new();
+    BufReader::new(a.stdout.take().expect("stdout"))
+        .read_line(&mut offer)
+        .expect("offer");
+    b.stdin
+        .take()
+        .expect("stdin")
+        .write_all(offer.as_bytes())
+        .expect("offer in");
+    let mut answer = String::new();
+    BufReader::new(b.stdout.take().expect("stdout"))
+        .read_line(&mut answer)
+        .expect("answer");
+    a.stdin
+        .take()
+        .expect("stdin")
+        .write_all(answer.as_bytes())
+        .expect("answer in");
+    let deadline = Instant::now() + Duration::from_secs(40);
+    for child in [&mut a, &mut b] {
+        while child.try_wait().expect("wait").is_none() {
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("the call did not end");
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+/// Root mean square of the last `seconds` of a recorded WAV file.
+fn tail_rms(path: &std::path::Path, seconds: f64) -> f64 {
+    let (sound, rate) = duet::media::file::read_wav(path).expect("recording");
+    let tail = (seconds * rate as f64) as usize;
+    let last = &sound[sound.len().saturating_sub(tail)..];
+    (last.iter().map(|s| (*s as f64).powi(2)).sum::<f64>() / last.len().max(1) as f64).sqrt()
+}
+
+#[test]
+fn echo_is_cancelled() {
+    // B has no headphones: what its speaker plays, its microphone hears (the sink's monitor
+    // is B's microphone). A sends its test tone and records what comes back from B: the
+    // echo of its own tone. With echo cancellation on, that echo must be 20 dB weaker.
+    let dir = common::scratch("echo");
+    let pulse = PulseAudio::start(&dir);
+    pulse.null_sink("room_b");
+    let mut levels = Vec::new();
+    for cancel in [false, true] {
+        let recording = dir.join(if cancel { "on" } else { "off" });
+        let mut b_args = vec![
+            "--speaker",
+            "room_b",
+            "--mic",
+            "room_b.monitor",
+            "--no-noise-suppression",
+            "--no-gain-control",
+        ];
+        if !cancel {
+            b_args.push("--no-echo-cancellation");
+        }
+        pulse_call(
+            &pulse,
+            &[
+                "--duration",
+                "8",
+                "--record",
+                recording.to_str().expect("path"),
+            ],
+            &b_args,
+        );
+        levels.push(tail_rms(&recording.join("remote.wav"), 3.0));
+    }
+    let (off, on) = (levels[0], levels[1]);
+    let reduction_db = 20.0 * (off / on.max(1e-6)).log10();
+    eprintln!(
+        "echo A hears back from B: {off:.4} rms without echo cancellation, {on:.4} with it: {reduction_db:.1} dB weaker"
+    );
+    assert!(
+        off > 0.01,
+        "no echo came back at all ({off}): the test proves nothing"
+    );
+    assert!(reduction_db >= 20.0, "only {reduction_db:.1} dB weaker");
+}

@@ -4,6 +4,7 @@
 //! decoder threads, which read the stamps and marks back. No queue in the path is unbounded.
 
 use crate::codec::{H264Decoder, H264Encoder, OpusDecoder, OpusEncoder, VideoEncoderSettings};
+use crate::media::echo::{AudioProcessor, ProcessingSwitches};
 use crate::media::file::{Y4mReader, read_wav};
 use crate::media::frame::{AUDIO_FRAME_SAMPLES, AudioFrame, VideoFrame, wall_clock_us};
 use crate::media::jitter::{JitterBuffer, Playout};
@@ -40,6 +41,8 @@ pub struct MediaSettings {
     pub camera: VideoSource,
     /// Record the far side's pictures and sound into this directory.
     pub record: Option<std::path::PathBuf>,
+    /// Echo cancellation, noise suppression, gain control of a real microphone.
+    pub processing: ProcessingSwitches,
 }
 
 /// Where the pictures we send come from.
@@ -83,6 +86,7 @@ impl Default for MediaSettings {
             speaker: SoundDevice::Synthetic,
             camera: VideoSource::Pattern,
             record: None,
+            processing: ProcessingSwitches::default(),
         }
     }
 }
@@ -166,6 +170,7 @@ impl SendPipeline {
         counters: Arc<SendCounters>,
         preview: Option<Arc<Mailbox<VideoFrame>>>,
         notes: DeviceNotes,
+        processor: Option<AudioProcessor>,
     ) -> Self {
         let running = Arc::new(AtomicBool::new(true));
         let mut pipeline = SendPipeline {
@@ -178,7 +183,7 @@ impl SendPipeline {
             pipeline.start_video(settings, track, preview, notes.clone());
         }
         if let (true, Some(track)) = (settings.send_audio, audio) {
-            pipeline.start_audio(settings, track, notes);
+            pipeline.start_audio(settings, track, notes, processor);
         }
         pipeline
     }
@@ -349,6 +354,7 @@ impl SendPipeline {
         settings: &MediaSettings,
         track: Arc<OutgoingTrack>,
         notes: DeviceNotes,
+        mut processor: Option<AudioProcessor>,
     ) {
         let (tx, mut rx) = mpsc::channel::<EncodedOut>(8);
         let (running, counters) = (self.running.clone(), self.counters.clone());
@@ -454,7 +460,12 @@ impl SendPipeline {
                 // The microphone never stops delivering: look at `running` every frame.
                 while running.load(Ordering::Relaxed) {
                     match frames_rx.recv_timeout(Duration::from_millis(100)) {
-                        Ok(frame) => send(frame),
+                        Ok(mut frame) => {
+                            if let Some(processor) = processor.as_mut() {
+                                processor.capture(&mut frame.samples);
+                            }
+                            send(frame)
+                        }
                         Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
                         Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
                     }
@@ -546,6 +557,7 @@ const KEPT_DELAYS: usize = 180_000;
 fn playout_source(
     buffer: Arc<Mutex<JitterBuffer>>,
     played: Arc<Mutex<PlayedStats>>,
+    mut echo_reference: Option<AudioProcessor>,
 ) -> Result<crate::media::speaker::SoundSource, crate::codec::CodecError> {
     let mut decoder = OpusDecoder::new()?;
     let mut ready: std::collections::VecDeque<i16> = std::collections::VecDeque::new();
@@ -564,7 +576,12 @@ fn playout_source(
                 Playout::Conceal => decoder.recover(None).map(|s| s.to_vec()),
                 Playout::Silence => Ok(vec![0; AUDIO_FRAME_SAMPLES]),
             };
-            ready.extend(decoded.unwrap_or_else(|_| vec![0; AUDIO_FRAME_SAMPLES]));
+            let decoded = decoded.unwrap_or_else(|_| vec![0; AUDIO_FRAME_SAMPLES]);
+            // What is about to be played is what the microphone may hear back.
+            if let Some(reference) = echo_reference.as_mut() {
+                reference.render(&decoded);
+            }
+            ready.extend(decoded);
             let mut p = played.lock().unwrap_or_else(|e| e.into_inner());
             if playout != Playout::Silence && p.delays_ms.len() < KEPT_DELAYS {
                 p.delays_ms.push(delay.as_secs_f64() * 1000.0);
@@ -613,6 +630,7 @@ impl ReceivePipeline {
         speaker: &SoundDevice,
         record: Option<&std::path::Path>,
         notes: DeviceNotes,
+        echo_reference: Option<AudioProcessor>,
     ) -> Self {
         let recorder = record.and_then(|dir| match crate::media::recorder::Recorder::start(dir) {
             Ok(recorder) => {
@@ -722,11 +740,12 @@ impl ReceivePipeline {
             let _speaker = match &speaker {
                 SoundDevice::Synthetic => None,
                 choice => {
-                    let opened = playout_source(jitter.clone(), played_by_speaker.clone())
-                        .map_err(|e| e.to_string())
-                        .and_then(|source| {
-                            Speaker::open(choice, source).map_err(|e| e.to_string())
-                        });
+                    let opened =
+                        playout_source(jitter.clone(), played_by_speaker.clone(), echo_reference)
+                            .map_err(|e| e.to_string())
+                            .and_then(|source| {
+                                Speaker::open(choice, source).map_err(|e| e.to_string())
+                            });
                     match opened {
                         Ok(speaker) => {
                             note(&notes, format!("speaker: {}", speaker.description));

@@ -11,7 +11,9 @@ use crate::call::summary::{
     AudioPlayed, AudioReceived, AudioSent, CallSummary, Percentiles, ProcessUsage, VideoReceived,
     VideoSent,
 };
+use crate::media::echo::AudioProcessor;
 use crate::media::frame::AUDIO_SAMPLE_RATE;
+use crate::media::sound::SoundDevice;
 use crate::peer::{Peer, PeerConfig, PeerEvent};
 use crate::signaling::protocol::CandidateInit;
 use crate::signaling::token::PasteToken;
@@ -112,10 +114,30 @@ pub async fn run_call(
 ) {
     let device_notes: DeviceNotes = Arc::default();
     let mut notes_told = 0;
+    // Echo cancellation and the rest, for a real microphone: the speaker's half listens to
+    // what is played, the microphone's half cleans what is sent.
+    let real_microphone = matches!(
+        options.media.microphone,
+        SoundDevice::System | SoundDevice::Named(_) | SoundDevice::Index(_)
+    );
+    let wanted = real_microphone && options.media.processing.any();
+    let (echo_reference, mut microphone_processor) =
+        match wanted.then(|| AudioProcessor::new(options.media.processing)) {
+            Some(Ok((render, capture))) => (Some(render), Some(capture)),
+            Some(Err(e)) => {
+                device_notes
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push(format!("no echo cancellation: {e}"));
+                (None, None)
+            }
+            None => (None, None),
+        };
     let receive = ReceivePipeline::start(
         &options.media.speaker,
         options.media.record.as_deref(),
         device_notes.clone(),
+        echo_reference,
     );
     let _ = updates
         .send(CallUpdate::RemotePictures(receive.latest_picture.clone()))
@@ -315,6 +337,7 @@ pub async fn run_call(
                         send_counters.clone(),
                         Some(local_pictures.clone()),
                         device_notes.clone(),
+                        microphone_processor.take(),
                     ));
                     if let Some(code) = peer.verification_code().await {
                         let _ = updates.send(CallUpdate::Verification(code)).await;

@@ -218,6 +218,12 @@ impl DuetWindow {
         let mut media = self.options.media.clone();
         media.microphone = crate::media::sound::SoundDevice::parse(&self.view.microphone);
         media.speaker = crate::media::sound::SoundDevice::parse(&self.view.speaker);
+        let settings = &self.options.settings;
+        media.processing = crate::media::echo::ProcessingSwitches {
+            echo_cancellation: settings.echo_cancellation,
+            noise_suppression: settings.noise_suppression,
+            gain_control: settings.gain_control,
+        };
         media.tone_hz = match &rendezvous {
             Rendezvous::Paste(Some(_)) => 660.0,
             _ => 440.0,
