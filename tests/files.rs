@@ -6,9 +6,8 @@ mod common;
 use duet::call::CallSummary;
 use duet::media::file::{Y4mReader, read_wav};
 use duet::media::pattern::read_frame_stamp;
-use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// A call by paste between `duet call --offer OFFER_ARGS` and `duet call --answer
 /// ANSWER_ARGS`; returns the answerer's summary.
@@ -25,34 +24,8 @@ fn paste_call(offer_args: &[&str], answer_args: &[&str], stats: &std::path::Path
     };
     let mut a = spawn(offer_args);
     let mut b = spawn(answer_args);
-    let mut offer = String::new();
-    BufReader::new(a.stdout.take().expect("stdout"))
-        .read_line(&mut offer)
-        .expect("offer");
-    b.stdin
-        .take()
-        .expect("stdin")
-        .write_all(offer.as_bytes())
-        .expect("offer in");
-    let mut answer = String::new();
-    BufReader::new(b.stdout.take().expect("stdout"))
-        .read_line(&mut answer)
-        .expect("answer");
-    a.stdin
-        .take()
-        .expect("stdin")
-        .write_all(answer.as_bytes())
-        .expect("answer in");
-    let deadline = Instant::now() + Duration::from_secs(40);
-    for child in [&mut a, &mut b] {
-        while child.try_wait().expect("wait").is_none() {
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                panic!("the call did not end");
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
+    common::exchange_tokens(&mut a, &mut b);
+    common::wait_all(&mut [&mut a, &mut b], Duration::from_secs(40));
     serde_json::from_str(&std::fs::read_to_string(stats).expect("stats")).expect("json")
 }
 

@@ -10,7 +10,7 @@ use common::pulse::PulseAudio;
 use duet::call::CallSummary;
 use duet::media::frame::wall_clock_us;
 use duet::media::tone::{StampedTone, ToneAnalyzer};
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::process::{Child, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -105,21 +105,7 @@ fn sound_goes_from_one_microphone_to_the_other_speaker() {
             stats.to_str().expect("path"),
         ],
     );
-    let mut offer = String::new();
-    let mut a_out = BufReader::new(a.stdout.take().expect("stdout"));
-    a_out.read_line(&mut offer).expect("offer");
-    let mut b_in = b.stdin.take().expect("stdin");
-    b_in.write_all(offer.as_bytes()).expect("offer in");
-    let mut answer = String::new();
-    BufReader::new(b.stdout.take().expect("stdout"))
-        .read_line(&mut answer)
-        .expect("answer");
-    a.stdin
-        .take()
-        .expect("stdin")
-        .write_all(answer.as_bytes())
-        .expect("answer in");
-
+    common::exchange_tokens(&mut a, &mut b);
     let deadline = Instant::now() + Duration::from_secs(40);
     let b_status = loop {
         if let Some(status) = b.try_wait().expect("wait") {
@@ -184,34 +170,8 @@ fn sound_goes_from_one_microphone_to_the_other_speaker() {
 fn pulse_call(pulse: &PulseAudio, a_args: &[&str], b_args: &[&str]) {
     let mut a = duet_call(pulse, &[&["--offer"], a_args].concat());
     let mut b = duet_call(pulse, &[&["--answer"], b_args].concat());
-    let mut offer = String::new();
-    BufReader::new(a.stdout.take().expect("stdout"))
-        .read_line(&mut offer)
-        .expect("offer");
-    b.stdin
-        .take()
-        .expect("stdin")
-        .write_all(offer.as_bytes())
-        .expect("offer in");
-    let mut answer = String::new();
-    BufReader::new(b.stdout.take().expect("stdout"))
-        .read_line(&mut answer)
-        .expect("answer");
-    a.stdin
-        .take()
-        .expect("stdin")
-        .write_all(answer.as_bytes())
-        .expect("answer in");
-    let deadline = Instant::now() + Duration::from_secs(40);
-    for child in [&mut a, &mut b] {
-        while child.try_wait().expect("wait").is_none() {
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                panic!("the call did not end");
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
+    common::exchange_tokens(&mut a, &mut b);
+    common::wait_all(&mut [&mut a, &mut b], Duration::from_secs(40));
 }
 
 /// Root mean square of the last `seconds` of a recorded WAV file.

@@ -227,8 +227,8 @@ fn the_security_code_and_the_stats_are_shown() {
     assert!(h.query_by_label("2.0 ms").is_some());
 }
 
-#[test]
-fn ctrl_w_hangs_up_even_while_typing_a_chat_line() {
+/// A connected call whose chat box was opened with C and has some text in it.
+fn typing_a_chat_line() -> Harness<'static, State> {
     let mut h = harness(connected());
     h.run();
     h.key_press(eframe::egui::Key::C);
@@ -237,6 +237,12 @@ fn ctrl_w_hangs_up_even_while_typing_a_chat_line() {
     h.get_by_role_and_label(eframe::egui::accesskit::Role::TextInput, "Message")
         .type_text("typing");
     h.run();
+    h
+}
+
+#[test]
+fn ctrl_w_hangs_up_even_while_typing_a_chat_line() {
+    let mut h = typing_a_chat_line();
     h.key_press_modifiers(eframe::egui::Modifiers::COMMAND, eframe::egui::Key::W);
     h.run();
     assert_eq!(h.state().1, vec![UiAction::HangUp]);
@@ -256,14 +262,7 @@ fn an_offer_waiting_for_its_answer_can_be_cancelled() {
 
 #[test]
 fn esc_in_the_chat_box_leaves_the_box_and_a_second_esc_hangs_up() {
-    let mut h = harness(connected());
-    h.run();
-    h.key_press(eframe::egui::Key::C);
-    h.run();
-    h.run();
-    h.get_by_role_and_label(eframe::egui::accesskit::Role::TextInput, "Message")
-        .type_text("typing");
-    h.run();
+    let mut h = typing_a_chat_line();
     h.key_press(eframe::egui::Key::Escape);
     h.run();
     assert!(h.state().1.is_empty(), "{:?}", h.state().1);

@@ -177,3 +177,43 @@ impl Drop for RoomCall {
         let _ = self.child.wait();
     }
 }
+
+/// Hands `offerer`'s offer token (its first line on stdout) to `answerer`, and the answer
+/// back: a paste call between two `duet call` processes started with piped stdin/stdout.
+pub fn exchange_tokens(offerer: &mut std::process::Child, answerer: &mut std::process::Child) {
+    use std::io::{BufRead, BufReader, Write};
+    let mut offer = String::new();
+    BufReader::new(offerer.stdout.take().expect("offerer stdout"))
+        .read_line(&mut offer)
+        .expect("offer");
+    answerer
+        .stdin
+        .take()
+        .expect("answerer stdin")
+        .write_all(offer.as_bytes())
+        .expect("offer in");
+    let mut answer = String::new();
+    BufReader::new(answerer.stdout.take().expect("answerer stdout"))
+        .read_line(&mut answer)
+        .expect("answer");
+    offerer
+        .stdin
+        .take()
+        .expect("offerer stdin")
+        .write_all(answer.as_bytes())
+        .expect("answer in");
+}
+
+/// Waits for each process to end, killing it and failing after `timeout` in all.
+pub fn wait_all(children: &mut [&mut std::process::Child], timeout: std::time::Duration) {
+    let deadline = std::time::Instant::now() + timeout;
+    for child in children.iter_mut() {
+        while child.try_wait().expect("wait").is_none() {
+            if std::time::Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("a duet process did not end within {timeout:?}");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    }
+}
