@@ -53,6 +53,7 @@ fn files_play_as_camera_and_microphone_and_the_far_side_records_them() {
         .expect("duet pattern");
     assert!(made.success());
     let (stats, recording) = (dir.join("b.json"), dir.join("recording"));
+    let a_stats = dir.join("a.json");
     let summary = paste_call(
         &[
             "--offer",
@@ -62,6 +63,8 @@ fn files_play_as_camera_and_microphone_and_the_far_side_records_them() {
             mic.to_str().expect("path"),
             "--duration",
             "5",
+            "--stats-json",
+            a_stats.to_str().expect("path"),
         ],
         &[
             "--answer",
@@ -71,6 +74,15 @@ fn files_play_as_camera_and_microphone_and_the_far_side_records_them() {
             stats.to_str().expect("path"),
         ],
         &stats,
+    );
+    // A says it sent the file's size and rate, not the settings'.
+    let sender: CallSummary =
+        serde_json::from_str(&std::fs::read_to_string(&a_stats).expect("a stats")).expect("json");
+    let sent = &sender.video_sent;
+    assert_eq!(
+        (sent.width, sent.height, sent.fps),
+        (320, 240, 15),
+        "{sent:?}"
     );
     // The file's pictures arrived at its size and rate: 15 a second for 5 s, each stamped
     // (the stamps run from 0 again each time the 2 s file starts over).

@@ -114,6 +114,10 @@ pub struct SendCounters {
     pub microphone_muted: AtomicBool,
     /// The person turned the camera off: black pictures are sent.
     pub camera_off: AtomicBool,
+    /// Size and rate of what the camera (or the file playing as one) actually sends.
+    pub video_width: AtomicU32,
+    pub video_height: AtomicU32,
+    pub video_fps: AtomicU32,
 }
 
 /// What became of the devices a call asked for, in words ("microphone: ...", or why it
@@ -229,6 +233,14 @@ impl SendPipeline {
                     }
                 },
             };
+            counters.video_width.store(width as u32, Ordering::Relaxed);
+            counters
+                .video_height
+                .store(height as u32, Ordering::Relaxed);
+            counters.video_fps.store(
+                (1.0 / period.as_secs_f64()).round() as u32,
+                Ordering::Relaxed,
+            );
             let mut pattern = StampedPattern::new(width, height);
             let mut black = VideoFrame::new(width, height, 0);
             black.planes_mut().0.fill(16);

@@ -509,9 +509,19 @@ fn summarize(
         connect_ms: since(timeline.negotiated, timeline.connected),
         first_frame_ms: since(timeline.negotiated, video.first_decoded_at),
         video_sent: VideoSent {
-            width: media.width,
-            height: media.height,
-            fps: media.fps,
+            // What was sent, once sending began (a file plays at its own size and rate).
+            width: match sent.video_width.load(Ordering::Relaxed) {
+                0 => media.width,
+                w => w as usize,
+            },
+            height: match sent.video_height.load(Ordering::Relaxed) {
+                0 => media.height,
+                h => h as usize,
+            },
+            fps: match sent.video_fps.load(Ordering::Relaxed) {
+                0 => media.fps,
+                fps => fps,
+            },
             frames_captured: load(&sent.video_frames_captured),
             frames_sent: load(&sent.video_frames_sent),
             frames_dropped: load(&sent.video_frames_dropped),
