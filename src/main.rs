@@ -484,7 +484,16 @@ fn pattern(args: PatternArgs) -> anyhow::Result<()> {
 
 fn devices() {
     use duet::media::sound::{Direction, list};
-    println!("Cameras:\n  (none used yet: Duet sends its test pattern, `pattern`)");
+    println!(
+        "Cameras:\n  pattern  the stamped test pattern (what is sent: camera capture is not built yet)"
+    );
+    let cameras = duet::media::camera::list();
+    if cameras.is_empty() {
+        println!("  (no camera found)");
+    }
+    for (index, camera) in cameras.iter().enumerate() {
+        println!("  {index:<8} {camera}");
+    }
     for (title, direction, synthetic) in [
         (
             "Microphones",

@@ -1,5 +1,6 @@
 //! Frames and where they come from or go to. Knows nothing of the network.
 
+pub mod camera;
 pub mod echo;
 pub mod file;
 pub mod frame;
