@@ -222,19 +222,11 @@ impl HeadlessCall {
                     None => std::future::pending().await,
                 }
             };
-            let from_room = async {
-                match room.as_mut() {
-                    Some(room) => room.recv().await,
-                    None => std::future::pending().await,
-                }
-            };
             tokio::select! {
                 update = update_rx.recv() => {
-                    let carried = match (room.as_mut(), &update) {
-                        (Some(room), Some(update)) => room.carry(update).await,
-                        _ => false,
-                    };
-                    if carried {
+                    if let Some(update) = &update
+                        && RoomLink::carry_update(&mut room, update).await
+                    {
                         continue;
                     }
                     match update {
@@ -277,7 +269,7 @@ impl HeadlessCall {
                     }
                     }
                 },
-                input = from_room => match input {
+                input = RoomLink::next_input(&mut room) => match input {
                     RoomInput::Command(command) => { let _ = command_tx.send(command).await; }
                     RoomInput::Note(text) => say(&text),
                 },

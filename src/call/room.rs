@@ -108,6 +108,22 @@ impl RoomLink {
         }
     }
 
+    /// The next thing the room says, if there is a room; waits forever if there is none.
+    pub async fn next_input(room: &mut Option<RoomLink>) -> RoomInput {
+        match room.as_mut() {
+            Some(room) => room.recv().await,
+            None => std::future::pending().await,
+        }
+    }
+
+    /// [`RoomLink::carry`] if there is a room; false (the update is the caller's) if not.
+    pub async fn carry_update(room: &mut Option<RoomLink>, update: &CallUpdate) -> bool {
+        match room.as_mut() {
+            Some(room) => room.carry(update).await,
+            None => false,
+        }
+    }
+
     /// Says goodbye (when we hung up) and closes the connection.
     pub async fn leave(mut self, reason: &EndReason) {
         if *reason == EndReason::LocalHangUp {

@@ -14,7 +14,7 @@ use crate::call::summary::{
 use crate::media::echo::AudioProcessor;
 use crate::media::frame::AUDIO_SAMPLE_RATE;
 use crate::media::sound::SoundDevice;
-use crate::peer::{Peer, PeerConfig, PeerEvent};
+use crate::peer::{Peer, PeerConfig, PeerEvent, TransportStats};
 use crate::signaling::protocol::CandidateInit;
 use crate::signaling::token::PasteToken;
 use serde::{Deserialize, Serialize};
@@ -285,9 +285,10 @@ pub async fn run_call(
                     let _ = updates.send(CallUpdate::Note(text)).await;
                 }
                 if ticks.is_multiple_of(4) && matches!(call.state(), CallState::Connected { .. }) {
-                    let now = live_reading(&peer, &receive).await;
+                    let transport = peer.transport_stats().await;
+                    let now = live_reading(&transport, &receive);
                     if let Some((before, seen)) = &last_reading {
-                        let stats = live_stats(before, *seen, &now, &peer, &receive).await;
+                        let stats = live_stats(before, *seen, &now, transport, &receive);
                         // The overlay can miss a second; the call must not wait for it.
                         let _ = updates.try_send(CallUpdate::Stats(stats));
                     }
@@ -414,8 +415,7 @@ pub async fn run_call(
 }
 
 /// The counters the live stats are made from, now.
-async fn live_reading(peer: &Peer, receive: &ReceivePipeline) -> Reading {
-    let transport = peer.transport_stats().await;
+fn live_reading(transport: &TransportStats, receive: &ReceivePipeline) -> Reading {
     let frames_decoded = receive
         .video
         .lock()
@@ -432,15 +432,14 @@ async fn live_reading(peer: &Peer, receive: &ReceivePipeline) -> Reading {
 }
 
 /// The live stats between two readings; `seen` is how many stamp latencies the earlier
-/// reading had.
-async fn live_stats(
+/// reading had, `transport` what the connection said at the later one.
+fn live_stats(
     before: &Reading,
     seen: usize,
     now: &Reading,
-    peer: &Peer,
+    transport: TransportStats,
     receive: &ReceivePipeline,
 ) -> LiveStats {
-    let transport = peer.transport_stats().await;
     let video = receive.video.lock().unwrap_or_else(|e| e.into_inner());
     LiveStats {
         remote_size: video.size,

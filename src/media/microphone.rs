@@ -5,7 +5,7 @@
 
 use crate::media::frame::{AUDIO_FRAME_SAMPLES, AUDIO_SAMPLE_RATE, AudioFrame, wall_clock_us};
 use crate::media::resample::MonoResampler;
-use crate::media::sound::{Direction, SoundDevice, SoundError, choose_config, find};
+use crate::media::sound::{Direction, SoundDevice, SoundError, choose};
 use cpal::traits::{DeviceTrait, StreamTrait};
 
 /// Takes each 20 ms frame as it is captured.
@@ -58,17 +58,9 @@ impl Framer {
 impl Microphone {
     /// Opens the chosen microphone and starts handing its frames to `sink`.
     pub fn open(choice: &SoundDevice, sink: FrameSink) -> Result<Self, SoundError> {
-        let (device, name) = find(choice, Direction::Input)?;
-        let open_error = |why: String| SoundError::Open {
-            kind: "microphone",
-            name: name.clone(),
-            why,
-        };
-        let (config, format) = choose_config(&device, Direction::Input, 20).map_err(open_error)?;
-        let channels = config.channels.max(1) as usize;
-        let rate = config.sample_rate;
-        let resampler =
-            MonoResampler::new(rate, AUDIO_SAMPLE_RATE).map_err(|e| open_error(e.to_string()))?;
+        let chosen = choose(choice, Direction::Input, 20)?;
+        let (channels, rate) = (chosen.channels, chosen.rate);
+        let resampler = MonoResampler::new(rate, AUDIO_SAMPLE_RATE).map_err(|e| chosen.error(e))?;
         let mut framer = Framer {
             resampler,
             mono: Vec::new(),
@@ -77,25 +69,25 @@ impl Microphone {
             sink,
         };
         let on_error = |e: cpal::Error| tracing::warn!("microphone: {e}");
-        let stream = match format {
-            cpal::SampleFormat::F32 => device.build_input_stream::<f32, _, _>(
-                config,
+        let stream = match chosen.format {
+            cpal::SampleFormat::F32 => chosen.device.build_input_stream::<f32, _, _>(
+                chosen.config,
                 move |data: &[f32], _| framer.take(data, channels, |s| s),
                 on_error,
                 None,
             ),
-            _ => device.build_input_stream::<i16, _, _>(
-                config,
+            _ => chosen.device.build_input_stream::<i16, _, _>(
+                chosen.config,
                 move |data: &[i16], _| framer.take(data, channels, |s| s as f32 / 32768.0),
                 on_error,
                 None,
             ),
         }
-        .map_err(|e| open_error(e.to_string()))?;
-        stream.play().map_err(|e| open_error(e.to_string()))?;
+        .map_err(|e| chosen.error(e))?;
+        stream.play().map_err(|e| chosen.error(e))?;
         Ok(Self {
             _stream: stream,
-            description: format!("{name} ({rate} Hz, {channels} channels)"),
+            description: format!("{} ({rate} Hz, {channels} channels)", chosen.name),
         })
     }
 }

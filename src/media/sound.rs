@@ -191,6 +191,54 @@ pub(crate) fn find(
     Ok((device, name))
 }
 
+/// A device found, and the stream layout to open it with.
+pub(crate) struct Chosen {
+    pub device: cpal::Device,
+    pub name: String,
+    pub config: cpal::StreamConfig,
+    pub format: cpal::SampleFormat,
+    pub channels: usize,
+    pub rate: u32,
+    kind: &'static str,
+}
+
+impl Chosen {
+    /// Opening it failed for this reason.
+    pub fn error(&self, why: impl ToString) -> SoundError {
+        SoundError::Open {
+            kind: self.kind,
+            name: self.name.clone(),
+            why: why.to_string(),
+        }
+    }
+}
+
+/// Finds the device a person asked for and the layout to open it with (see
+/// [`choose_config`]).
+pub(crate) fn choose(
+    choice: &SoundDevice,
+    direction: Direction,
+    period_ms: u32,
+) -> Result<Chosen, SoundError> {
+    let (device, name) = find(choice, direction)?;
+    let kind = direction.kind();
+    let (config, format) =
+        choose_config(&device, direction, period_ms).map_err(|why| SoundError::Open {
+            kind,
+            name: name.clone(),
+            why,
+        })?;
+    Ok(Chosen {
+        channels: config.channels.max(1) as usize,
+        rate: config.sample_rate,
+        device,
+        name,
+        config,
+        format,
+        kind,
+    })
+}
+
 /// The stream layout to ask a device for: 48 kHz if it can, else its own rate; mono if it
 /// can, else its own channels; about `period_ms` per callback.
 pub(crate) fn choose_config(

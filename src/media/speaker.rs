@@ -3,7 +3,7 @@
 //! callback is the playout clock; the call hands it sound from its jitter buffer.
 
 use crate::media::resample::MonoResampler;
-use crate::media::sound::{Direction, SoundDevice, SoundError, choose_config, find};
+use crate::media::sound::{Direction, SoundDevice, SoundError, choose};
 use cpal::traits::{DeviceTrait, StreamTrait};
 use std::collections::VecDeque;
 
@@ -23,16 +23,20 @@ struct Playout {
     resampler: MonoResampler,
     ready: VecDeque<f32>,
     piece: Vec<i16>,
+    as_float: Vec<f32>,
     converted: Vec<f32>,
 }
 
 impl Playout {
     fn next_samples(&mut self, frames: usize) -> impl Iterator<Item = f32> + '_ {
         while self.ready.len() < frames {
+            // The device's callback: buffers are reused, nothing is allocated per call.
             (self.source)(&mut self.piece);
-            let as_float: Vec<f32> = self.piece.iter().map(|&s| s as f32 / 32768.0).collect();
+            self.as_float.clear();
+            self.as_float
+                .extend(self.piece.iter().map(|&s| s as f32 / 32768.0));
             self.converted.clear();
-            self.resampler.push(&as_float, &mut self.converted);
+            self.resampler.push(&self.as_float, &mut self.converted);
             self.ready.extend(self.converted.iter().copied());
         }
         self.ready.drain(..frames)
@@ -42,27 +46,21 @@ impl Playout {
 impl Speaker {
     /// Opens the chosen speaker and starts pulling sound from `source`.
     pub fn open(choice: &SoundDevice, source: SoundSource) -> Result<Self, SoundError> {
-        let (device, name) = find(choice, Direction::Output)?;
-        let open_error = |why: String| SoundError::Open {
-            kind: "speaker",
-            name: name.clone(),
-            why,
-        };
-        let (config, format) = choose_config(&device, Direction::Output, 10).map_err(open_error)?;
-        let channels = config.channels.max(1) as usize;
-        let rate = config.sample_rate;
-        let resampler = MonoResampler::new(48_000, rate).map_err(|e| open_error(e.to_string()))?;
+        let chosen = choose(choice, Direction::Output, 10)?;
+        let (channels, rate) = (chosen.channels, chosen.rate);
+        let resampler = MonoResampler::new(48_000, rate).map_err(|e| chosen.error(e))?;
         let mut playout = Playout {
             source,
             resampler,
             ready: VecDeque::new(),
             piece: vec![0; 480],
+            as_float: Vec::with_capacity(480),
             converted: Vec::new(),
         };
         let on_error = |e: cpal::Error| tracing::warn!("speaker: {e}");
-        let stream = match format {
-            cpal::SampleFormat::F32 => device.build_output_stream::<f32, _, _>(
-                config,
+        let stream = match chosen.format {
+            cpal::SampleFormat::F32 => chosen.device.build_output_stream::<f32, _, _>(
+                chosen.config,
                 move |out: &mut [f32], _| {
                     let frames = out.len() / channels;
                     for (frame, sample) in
@@ -74,8 +72,8 @@ impl Speaker {
                 on_error,
                 None,
             ),
-            _ => device.build_output_stream::<i16, _, _>(
-                config,
+            _ => chosen.device.build_output_stream::<i16, _, _>(
+                chosen.config,
                 move |out: &mut [i16], _| {
                     let frames = out.len() / channels;
                     for (frame, sample) in
@@ -88,11 +86,11 @@ impl Speaker {
                 None,
             ),
         }
-        .map_err(|e| open_error(e.to_string()))?;
-        stream.play().map_err(|e| open_error(e.to_string()))?;
+        .map_err(|e| chosen.error(e))?;
+        stream.play().map_err(|e| chosen.error(e))?;
         Ok(Self {
             _stream: stream,
-            description: format!("{name} ({rate} Hz, {channels} channels)"),
+            description: format!("{} ({rate} Hz, {channels} channels)", chosen.name),
         })
     }
 }

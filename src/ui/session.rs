@@ -120,18 +120,10 @@ async fn carry_call(
     let (update_tx, mut update_rx) = mpsc::channel(64);
     let runner = tokio::spawn(run_call(options, command_rx, update_tx));
     loop {
-        let from_room = async {
-            match room.as_mut() {
-                Some(room) => room.recv().await,
-                None => std::future::pending().await,
-            }
-        };
         tokio::select! {
             update = update_rx.recv() => {
                 let Some(update) = update else { break };
-                if let Some(link) = room.as_mut()
-                    && link.carry(&update).await
-                {
+                if RoomLink::carry_update(&mut room, &update).await {
                     continue;
                 }
                 if let CallUpdate::Ended { reason, .. } = &update
@@ -144,7 +136,7 @@ async fn carry_call(
                     let _ = commands.try_send(CallCommand::HangUp);
                 }
             }
-            input = from_room => match input {
+            input = RoomLink::next_input(&mut room) => match input {
                 RoomInput::Command(command) => {
                     let _ = commands.send(command).await;
                 }
