@@ -59,6 +59,10 @@ fn child_args(options: &LoopbackOptions, role: &str, tone: u32) -> Vec<String> {
         args.push("--duration".into());
         args.push(format!("{:.3}", options.duration.as_secs_f64()));
     }
+    if media.camera != crate::call::pipeline::VideoSource::Pattern {
+        args.push("--camera".into());
+        args.push(media.camera.setting());
+    }
     if !media.send_video {
         args.push("--no-video".into());
     }

@@ -188,7 +188,9 @@ struct CallArgs {
     /// Without automatic gain control.
     #[arg(long)]
     no_gain_control: bool,
-    /// Camera: `pattern` (the stamped test pattern) or a .y4m file (looped at its own rate).
+    /// Camera: `pattern` (the stamped test pattern), a .y4m file (looped at its own rate),
+    /// or a camera: `default`, or a number or name from `duet devices`. A camera that is
+    /// missing, busy or unplugged leaves the pattern in its place, with a note why.
     #[arg(long, default_value = "pattern", value_parser = VideoSource::parse)]
     camera: VideoSource,
     /// Speaker: `none` (the far side's sound is measured, not played), `default`, or a
@@ -484,15 +486,21 @@ fn pattern(args: PatternArgs) -> anyhow::Result<()> {
 
 fn devices() {
     use duet::media::sound::{Direction, list};
-    println!(
-        "Cameras:\n  pattern  the stamped test pattern (what is sent: camera capture is not built yet)"
-    );
+    println!("Cameras:\n  pattern  the stamped test pattern (the default of duet call)");
     let cameras = duet::media::camera::list();
     if cameras.is_empty() {
         println!("  (no camera found)");
     }
-    for (index, camera) in cameras.iter().enumerate() {
-        println!("  {index:<8} {camera}");
+    for camera in &cameras {
+        println!("  {:<8} {}", camera.index, camera.name);
+        match duet::media::camera::modes(camera) {
+            Ok(modes) => {
+                for line in duet::media::camera::describe_modes(&modes) {
+                    println!("           {line}");
+                }
+            }
+            Err(e) => println!("           ({e})"),
+        }
     }
     for (title, direction, synthetic) in [
         (

@@ -96,6 +96,39 @@ fn two_duet_processes_see_and_hear_each_other() {
     );
 }
 
+/// No camera here, or not the one asked for: the call goes on with the test pattern, and
+/// the summary says why. (This machine has no camera at all and cannot load v4l2loopback;
+/// a name no camera has makes the test mean the same on a machine with cameras.)
+#[test]
+fn a_missing_camera_leaves_the_pattern_and_says_why() {
+    use duet::media::camera::CameraChoice;
+    use duet::media::source::VideoSource;
+    let options = LoopbackOptions {
+        duet: common::duet(),
+        media: MediaSettings {
+            camera: VideoSource::Camera(CameraChoice::Named("No Such Camera 9000".into())),
+            ..small_call()
+        },
+        duration: Duration::from_secs(3),
+        work_dir: common::scratch("missing-camera"),
+    };
+    let result = run_loopback(&options).expect("loopback call");
+    assert_saw_video(&result.answerer, &result.offerer, "answerer");
+    let note = result
+        .offerer
+        .devices
+        .iter()
+        .find(|d| d.starts_with("camera: "))
+        .unwrap_or_else(|| panic!("no camera note: {:?}", result.offerer.devices));
+    assert!(
+        note.ends_with("; sending the test pattern instead")
+            && (note.contains("no camera was found")
+                || note.contains("there is no camera named \"No Such Camera 9000\"")),
+        "{note}"
+    );
+    assert_eq!(result.offerer.video_sent.width, 320);
+}
+
 /// Starts an offer/answer pair by hand, tokens through pipes; returns the children and a
 /// receiver of the answerer's stderr lines.
 fn start_pair(

@@ -5,13 +5,14 @@
 
 use crate::codec::{H264Decoder, H264Encoder, OpusDecoder, OpusEncoder, VideoEncoderSettings};
 use crate::media::echo::{AudioProcessor, ProcessingSwitches};
-use crate::media::file::{Y4mReader, read_wav};
+use crate::media::file::read_wav;
 use crate::media::frame::{AUDIO_FRAME_SAMPLES, AudioFrame, VideoFrame, wall_clock_us};
 use crate::media::jitter::{JitterBuffer, Playout};
 use crate::media::mailbox::Mailbox;
 use crate::media::microphone::Microphone;
-use crate::media::pattern::{StampedPattern, read_frame_stamp};
+use crate::media::pattern::read_frame_stamp;
 use crate::media::sound::SoundDevice;
+use crate::media::source::PictureSource;
 use crate::media::speaker::Speaker;
 use crate::media::tone::{StampedTone, ToneAnalyzer};
 use crate::peer::{OutgoingTrack, REMOTE_QUEUE, RemoteAudio, RemoteSinks, RemoteVideo};
@@ -45,31 +46,7 @@ pub struct MediaSettings {
     pub processing: ProcessingSwitches,
 }
 
-/// Where the pictures we send come from.
-#[derive(Clone, Debug, PartialEq, Eq, Default)]
-pub enum VideoSource {
-    /// The stamped test pattern.
-    #[default]
-    Pattern,
-    /// A Y4M file, looped at its own rate.
-    File(std::path::PathBuf),
-}
-
-impl VideoSource {
-    /// `pattern`, or the path of a `.y4m` file.
-    pub fn parse(text: &str) -> Result<Self, String> {
-        let text = text.trim();
-        if text.eq_ignore_ascii_case("pattern") || text.is_empty() {
-            Ok(Self::Pattern)
-        } else if text.to_ascii_lowercase().ends_with(".y4m") {
-            Ok(Self::File(text.into()))
-        } else {
-            Err(format!(
-                "{text:?}: expected `pattern` or a .y4m file (cameras are not supported yet)"
-            ))
-        }
-    }
-}
+pub use crate::media::source::VideoSource;
 
 impl Default for MediaSettings {
     fn default() -> Self {
@@ -200,79 +177,40 @@ impl SendPipeline {
         notes: DeviceNotes,
     ) {
         let mailbox: Arc<Mailbox<VideoFrame>> = Arc::new(Mailbox::new());
-        let mut period = Duration::from_secs_f64(1.0 / settings.fps.max(1) as f64);
-        let (mut width, mut height) = (settings.width, settings.height);
+        let period = Duration::from_secs_f64(1.0 / settings.fps.max(1) as f64);
+        let wanted = crate::media::camera::Wanted {
+            width: settings.width as u32,
+            height: settings.height as u32,
+            fps: settings.fps,
+        };
         let camera = settings.camera.clone();
 
         let (running, slot, counters) =
             (self.running.clone(), mailbox.clone(), self.counters.clone());
         self.threads.extend(spawn_named("video-capture", move || {
-            // A video file plays at its own size and rate; one that cannot be played leaves
-            // the test pattern.
-            let mut file = match &camera {
-                VideoSource::Pattern => None,
-                VideoSource::File(path) => match Y4mReader::open(path) {
-                    Ok(reader) => {
-                        note(
-                            &notes,
-                            format!(
-                                "camera: {} ({}x{} at {:.0} fps, looped)",
-                                path.display(),
-                                reader.width,
-                                reader.height,
-                                reader.fps
-                            ),
-                        );
-                        (width, height) = (reader.width, reader.height);
-                        period = Duration::from_secs_f64(1.0 / reader.fps);
-                        Some(reader)
-                    }
-                    Err(e) => {
-                        note(&notes, format!("{e}: sending the test pattern instead"));
-                        None
-                    }
-                },
-            };
-            counters.video_width.store(width as u32, Ordering::Relaxed);
-            counters
-                .video_height
-                .store(height as u32, Ordering::Relaxed);
-            counters.video_fps.store(
-                (1.0 / period.as_secs_f64()).round() as u32,
-                Ordering::Relaxed,
-            );
-            let mut pattern = StampedPattern::new(width, height);
-            let mut black = VideoFrame::new(width, height, 0);
-            black.planes_mut().0.fill(16);
-            let mut next = Instant::now();
+            // The camera's own thread: it waits on the device, and the pattern or a file
+            // stands in when there is none.
+            let mut say = |text: String| note(&notes, text);
+            let mut source = PictureSource::open(&camera, wanted, &mut say);
             while running.load(Ordering::Relaxed) {
-                let frame = if counters.camera_off.load(Ordering::Relaxed) {
-                    VideoFrame {
-                        capture_time_us: wall_clock_us(),
-                        ..black.clone()
-                    }
-                } else {
-                    let now = wall_clock_us();
-                    let from_file = file.as_mut().map(|reader| reader.next_frame(now));
-                    let frame = match from_file {
-                        Some(Ok(frame)) => frame,
-                        Some(Err(e)) => {
-                            note(&notes, format!("{e}: sending the test pattern instead"));
-                            file = None;
-                            pattern.next_frame(now)
-                        }
-                        None => pattern.next_frame(now),
-                    };
-                    if let Some(preview) = &preview {
-                        preview.put(frame.clone());
-                    }
-                    frame
-                };
+                let off = counters.camera_off.load(Ordering::Relaxed);
+                let frame = source.next_frame(off, &mut say);
+                if let (false, Some(preview)) = (off, &preview) {
+                    preview.put(frame.clone());
+                }
+                counters
+                    .video_width
+                    .store(frame.width as u32, Ordering::Relaxed);
+                counters
+                    .video_height
+                    .store(frame.height as u32, Ordering::Relaxed);
+                counters
+                    .video_fps
+                    .store(source.fps().round() as u32, Ordering::Relaxed);
                 slot.put(frame);
                 counters
                     .video_frames_captured
                     .fetch_add(1, Ordering::Relaxed);
-                pace(&mut next, period);
             }
         }));
 
@@ -290,6 +228,10 @@ impl SendPipeline {
                     return;
                 }
             };
+            // The RTP clock follows the capture times (a camera slows down in the dark, the
+            // mailbox drops what the encoder had no time for): each frame advances it by the
+            // time since the frame sent before it.
+            let mut last_sent_us: Option<u64> = None;
             while running.load(Ordering::Relaxed) {
                 let Some(frame) = mailbox.take_timeout(Duration::from_millis(100)) else {
                     continue;
@@ -316,9 +258,13 @@ impl SendPipeline {
                     }
                 };
                 let size = encoded.data.len() as u64;
+                let duration = last_sent_us.map_or(period, |last| {
+                    Duration::from_micros(frame.capture_time_us.saturating_sub(last))
+                        .clamp(Duration::from_millis(1), Duration::from_secs(1))
+                });
                 let out = EncodedOut {
                     data: Bytes::from(encoded.data),
-                    duration: period,
+                    duration,
                     captured: Instant::now(),
                 };
                 if tx.try_send(out).is_err() {
@@ -332,6 +278,7 @@ impl SendPipeline {
                         .fetch_add(1, Ordering::Relaxed);
                     continue;
                 }
+                last_sent_us = Some(frame.capture_time_us);
                 counters.video_frames_sent.fetch_add(1, Ordering::Relaxed);
                 counters.video_bytes_sent.fetch_add(size, Ordering::Relaxed);
                 if encoded.keyframe {
@@ -509,11 +456,24 @@ impl SendPipeline {
         }));
     }
 
-    /// Stops capture and encoding and waits for the threads.
+    /// Stops capture and encoding and waits for the threads, but not for ever: a camera
+    /// that stopped delivering leaves its thread waiting on the device, and hanging up must
+    /// not wait with it.
     pub fn stop(self) {
         self.running.store(false, Ordering::Relaxed);
+        let deadline = Instant::now() + Duration::from_secs(2);
         for thread in self.threads {
-            let _ = thread.join();
+            while !thread.is_finished() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            if thread.is_finished() {
+                let _ = thread.join();
+            } else {
+                tracing::warn!(
+                    "{} did not stop; left behind",
+                    thread.thread().name().unwrap_or("a media thread")
+                );
+            }
         }
         for task in self.tasks {
             task.abort();

@@ -4,7 +4,7 @@
 //! with yuvutils-rs. Each buffer is checked first to hold what its size says: a camera
 //! can hand over a short buffer, and that must be a dropped picture, never a panic.
 
-use crate::media::frame::VideoFrame;
+use crate::media::frame::{VideoFrame, wall_clock_us};
 use yuvutils_rs::{YuvConversionMode, YuvPlanarImageMut, YuvRange, YuvStandardMatrix};
 
 /// How a camera lays out its pictures.
@@ -34,17 +34,391 @@ pub enum ConvertError {
     Convert(String),
 }
 
-/// The cameras there are, by name (Video4Linux on Linux); empty when there are none or
-/// they cannot be listed.
-pub fn list() -> Vec<String> {
+/// One camera the system has: its number (`/dev/videoN` on Linux) and its name.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CameraEntry {
+    pub index: u32,
+    pub name: String,
+}
+
+/// The cameras there are (Video4Linux on Linux); empty when there are none or they cannot
+/// be listed.
+pub fn list() -> Vec<CameraEntry> {
     match nokhwa::query(nokhwa::utils::ApiBackend::Auto) {
         Ok(cameras) => cameras
             .iter()
-            .map(|c| format!("{} ({})", c.human_name(), c.description()))
+            .filter_map(|c| {
+                Some(CameraEntry {
+                    index: c.index().as_index().ok()?,
+                    name: c.human_name(),
+                })
+            })
             .collect(),
         Err(e) => {
             tracing::debug!("listing cameras: {e}");
             Vec::new()
+        }
+    }
+}
+
+/// Which camera the person asked for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CameraChoice {
+    /// The first camera there is.
+    Default,
+    /// By number, as `duet devices` lists it.
+    Index(u32),
+    /// By name (or the start of a name), as `duet devices` lists it.
+    Named(String),
+}
+
+impl CameraChoice {
+    /// `default`, a number, or a name.
+    pub fn parse(text: &str) -> Self {
+        let text = text.trim();
+        if text.is_empty() || text.eq_ignore_ascii_case("default") {
+            Self::Default
+        } else if let Ok(index) = text.parse() {
+            Self::Index(index)
+        } else {
+            Self::Named(text.to_owned())
+        }
+    }
+
+    /// How the settings file says it.
+    pub fn setting(&self) -> String {
+        match self {
+            Self::Default => "default".into(),
+            Self::Index(index) => index.to_string(),
+            Self::Named(name) => name.clone(),
+        }
+    }
+
+    /// The camera this choice means among `cameras`.
+    pub fn find<'a>(&self, cameras: &'a [CameraEntry]) -> Result<&'a CameraEntry, CameraError> {
+        if cameras.is_empty() {
+            return Err(CameraError::NoneFound);
+        }
+        let found = match self {
+            Self::Default => cameras.first(),
+            Self::Index(index) => cameras.iter().find(|c| c.index == *index),
+            Self::Named(name) => {
+                let name = name.to_lowercase();
+                cameras
+                    .iter()
+                    .find(|c| c.name.to_lowercase() == name)
+                    .or_else(|| {
+                        cameras
+                            .iter()
+                            .find(|c| c.name.to_lowercase().starts_with(&name))
+                    })
+            }
+        };
+        found.ok_or_else(|| CameraError::NoSuch {
+            wanted: match self {
+                Self::Index(index) => format!("camera {index}"),
+                other => format!("camera named {:?}", other.setting()),
+            },
+            available: cameras
+                .iter()
+                .map(|c| format!("{} {}", c.index, c.name))
+                .collect::<Vec<_>>()
+                .join(", "),
+        })
+    }
+}
+
+/// Why a camera gives no pictures, in words for the person.
+#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
+pub enum CameraError {
+    #[error("no camera was found")]
+    NoneFound,
+    #[error("there is no {wanted} (the cameras are: {available}; see `duet devices`)")]
+    NoSuch { wanted: String, available: String },
+    #[error(
+        "the camera {0} is in use by another program; close that program or pick another camera"
+    )]
+    Busy(String),
+    #[error(
+        "the camera {name} offers no picture format Duet can use (it has {formats}; Duet takes MJPEG, YUYV or NV12)"
+    )]
+    NoUsableFormat { name: String, formats: String },
+    #[error("the camera {name} could not be opened: {why}")]
+    Open { name: String, why: String },
+    #[error("the camera {name} stopped giving pictures (was it unplugged?): {why}")]
+    Stopped { name: String, why: String },
+}
+
+/// The size and rate a call would like from a camera.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Wanted {
+    pub width: u32,
+    pub height: u32,
+    pub fps: u32,
+}
+
+/// One way a camera can deliver its pictures.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CameraMode {
+    pub layout: PixelLayout,
+    pub width: u32,
+    pub height: u32,
+    pub fps: u32,
+}
+
+impl std::fmt::Display for CameraMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let layout = match self.layout {
+            PixelLayout::Yuyv => "YUYV",
+            PixelLayout::Nv12 => "NV12",
+            PixelLayout::Mjpeg => "MJPEG",
+        };
+        write!(
+            f,
+            "{}x{} {layout} at {} fps",
+            self.width, self.height, self.fps
+        )
+    }
+}
+
+/// The mode closest to what is wanted, as a browser's `getUserMedia` picks one: the least
+/// sum of the relative distances of width, height and rate from the ideal (the W3C
+/// "fitness distance"). On a tie the layout that costs least to convert wins (NV12, then
+/// YUYV, then MJPEG, which needs a JPEG decode). Sizes the encoder cannot take are passed
+/// over.
+pub fn choose_mode(modes: &[CameraMode], wanted: Wanted) -> Option<CameraMode> {
+    let distance = |actual: u32, ideal: u32| {
+        let (a, i) = (actual as f64, ideal as f64);
+        if a == i {
+            0.0
+        } else {
+            (a - i).abs() / a.max(i)
+        }
+    };
+    let fitness = |m: &CameraMode| {
+        distance(m.width, wanted.width)
+            + distance(m.height, wanted.height)
+            + distance(m.fps, wanted.fps)
+    };
+    let cost = |layout: PixelLayout| match layout {
+        PixelLayout::Nv12 => 0,
+        PixelLayout::Yuyv => 1,
+        PixelLayout::Mjpeg => 2,
+    };
+    modes
+        .iter()
+        .filter(|m| m.fps > 0 && check_size(m.width as usize, m.height as usize).is_ok())
+        .min_by(|a, b| {
+            fitness(a)
+                .total_cmp(&fitness(b))
+                .then(cost(a.layout).cmp(&cost(b.layout)))
+        })
+        .copied()
+}
+
+/// A camera's modes in a few lines, one per layout and size: `MJPEG 1280x720 at 30, 15 fps`.
+pub fn describe_modes(modes: &[CameraMode]) -> Vec<String> {
+    let mut lines: Vec<(CameraMode, Vec<u32>)> = Vec::new();
+    for mode in modes {
+        let same = |(m, _): &&mut (CameraMode, Vec<u32>)| {
+            (m.layout, m.width, m.height) == (mode.layout, mode.width, mode.height)
+        };
+        match lines.iter_mut().find(same) {
+            Some((_, rates)) if !rates.contains(&mode.fps) => rates.push(mode.fps),
+            Some(_) => {}
+            None => lines.push((*mode, vec![mode.fps])),
+        }
+    }
+    lines
+        .into_iter()
+        .map(|(mode, mut rates)| {
+            rates.sort_unstable_by(|a, b| b.cmp(a));
+            let rates: Vec<String> = rates.iter().map(ToString::to_string).collect();
+            let text = mode.to_string();
+            let size = text.split(" at ").next().unwrap_or_default();
+            format!("{size} at {} fps", rates.join(", "))
+        })
+        .collect()
+}
+
+/// What Duet can take from a camera, in nokhwa's words.
+const USABLE: [nokhwa::utils::FrameFormat; 3] = [
+    nokhwa::utils::FrameFormat::MJPEG,
+    nokhwa::utils::FrameFormat::YUYV,
+    nokhwa::utils::FrameFormat::NV12,
+];
+
+fn mode_of(format: &nokhwa::utils::CameraFormat) -> Option<CameraMode> {
+    use nokhwa::utils::FrameFormat;
+    let layout = match format.format() {
+        FrameFormat::MJPEG => PixelLayout::Mjpeg,
+        FrameFormat::YUYV => PixelLayout::Yuyv,
+        FrameFormat::NV12 => PixelLayout::Nv12,
+        _ => return None,
+    };
+    Some(CameraMode {
+        layout,
+        width: format.width(),
+        height: format.height(),
+        fps: format.frame_rate(),
+    })
+}
+
+fn format_of(mode: CameraMode) -> nokhwa::utils::CameraFormat {
+    use nokhwa::utils::FrameFormat;
+    let format = match mode.layout {
+        PixelLayout::Mjpeg => FrameFormat::MJPEG,
+        PixelLayout::Yuyv => FrameFormat::YUYV,
+        PixelLayout::Nv12 => FrameFormat::NV12,
+    };
+    nokhwa::utils::CameraFormat::new_from(mode.width, mode.height, format, mode.fps)
+}
+
+/// A device error in the person's words: "busy" is worth telling apart, the rest is said
+/// as the system said it.
+fn device_error(name: &str, e: nokhwa::NokhwaError) -> CameraError {
+    let why = e.to_string();
+    let lower = why.to_lowercase();
+    if lower.contains("busy") || lower.contains("os error 16") {
+        CameraError::Busy(name.to_owned())
+    } else {
+        CameraError::Open {
+            name: name.to_owned(),
+            why,
+        }
+    }
+}
+
+/// Opens camera `index` just far enough to read what it offers.
+fn open_device(index: u32, name: &str) -> Result<nokhwa::Camera, CameraError> {
+    use nokhwa::utils::{CameraIndex, RequestedFormat, RequestedFormatType};
+    let any = RequestedFormat::with_formats(RequestedFormatType::None, &USABLE);
+    nokhwa::Camera::new(CameraIndex::Index(index), any).map_err(|e| match e {
+        nokhwa::NokhwaError::GetPropertyError { property, .. } if property == "CameraFormat" => {
+            CameraError::NoUsableFormat {
+                name: name.to_owned(),
+                formats: "none of them".into(),
+            }
+        }
+        e => device_error(name, e),
+    })
+}
+
+/// The modes camera `entry` offers (for `duet devices`).
+pub fn modes(entry: &CameraEntry) -> Result<Vec<CameraMode>, CameraError> {
+    let mut camera = open_device(entry.index, &entry.name)?;
+    let formats = camera
+        .compatible_camera_formats()
+        .map_err(|e| device_error(&entry.name, e))?;
+    Ok(formats.iter().filter_map(mode_of).collect())
+}
+
+/// A camera that streams: it hands out raw pictures as they come.
+pub trait RawPictures {
+    /// The next picture as the camera laid it out; waits for the camera.
+    fn next_raw(&mut self) -> Result<std::borrow::Cow<'_, [u8]>, String>;
+}
+
+struct NokhwaCamera(nokhwa::Camera);
+
+impl RawPictures for NokhwaCamera {
+    fn next_raw(&mut self) -> Result<std::borrow::Cow<'_, [u8]>, String> {
+        self.0.frame_raw().map_err(|e| e.to_string())
+    }
+}
+
+impl Drop for NokhwaCamera {
+    fn drop(&mut self) {
+        if let Err(e) = self.0.stop_stream() {
+            tracing::debug!("closing the camera: {e}");
+        }
+    }
+}
+
+/// So many broken pictures in a row (a JPEG cut short now and then is normal for a USB
+/// camera) mean the camera is not giving pictures.
+const BROKEN_IN_A_ROW: u32 = 30;
+
+/// An open camera, streaming in its chosen mode.
+pub struct CameraCapture {
+    device: Box<dyn RawPictures>,
+    pub mode: CameraMode,
+    pub name: String,
+    broken_in_a_row: u32,
+}
+
+impl CameraCapture {
+    /// Opens the camera chosen, in the mode closest to `wanted`, and starts it streaming.
+    pub fn open(choice: &CameraChoice, wanted: Wanted) -> Result<Self, CameraError> {
+        use nokhwa::utils::{RequestedFormat, RequestedFormatType};
+        let cameras = list();
+        let entry = choice.find(&cameras)?;
+        let name = entry.name.clone();
+        let mut camera = open_device(entry.index, &name)?;
+        let offered: Vec<CameraMode> = camera
+            .compatible_camera_formats()
+            .map_err(|e| device_error(&name, e))?
+            .iter()
+            .filter_map(mode_of)
+            .collect();
+        let mode = choose_mode(&offered, wanted).ok_or_else(|| CameraError::NoUsableFormat {
+            name: name.clone(),
+            formats: offered
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", "),
+        })?;
+        let exact =
+            RequestedFormat::with_formats(RequestedFormatType::Exact(format_of(mode)), &USABLE);
+        camera
+            .set_camera_requset(exact)
+            .map_err(|e| device_error(&name, e))?;
+        camera.open_stream().map_err(|e| device_error(&name, e))?;
+        Ok(Self::with_device(
+            Box::new(NokhwaCamera(camera)),
+            mode,
+            name,
+        ))
+    }
+
+    /// A camera from any source of raw pictures (tests replay pictures through this).
+    pub fn with_device(device: Box<dyn RawPictures>, mode: CameraMode, name: String) -> Self {
+        Self {
+            device,
+            mode,
+            name,
+            broken_in_a_row: 0,
+        }
+    }
+
+    /// The next picture as I420, stamped with when it came; waits for the camera. A broken
+    /// picture is dropped; a camera that fails, or gives only broken pictures, is an error.
+    pub fn next_frame(&mut self) -> Result<VideoFrame, CameraError> {
+        let (width, height) = (self.mode.width as usize, self.mode.height as usize);
+        loop {
+            let stopped = |why: String| CameraError::Stopped {
+                name: self.name.clone(),
+                why,
+            };
+            let raw = self.device.next_raw().map_err(stopped)?;
+            match to_i420(self.mode.layout, &raw, width, height, wall_clock_us()) {
+                Ok(frame) => {
+                    self.broken_in_a_row = 0;
+                    return Ok(frame);
+                }
+                Err(e) => {
+                    drop(raw);
+                    self.broken_in_a_row += 1;
+                    if self.broken_in_a_row >= BROKEN_IN_A_ROW {
+                        return Err(stopped(format!(
+                            "{e} ({} broken pictures in a row)",
+                            self.broken_in_a_row
+                        )));
+                    }
+                    tracing::debug!("dropped a camera picture: {e}");
+                }
+            }
         }
     }
 }
@@ -76,6 +450,41 @@ fn planes(frame: &mut VideoFrame) -> YuvPlanarImageMut<'_, u8> {
         width,
         height,
     }
+}
+
+/// Whether a JPEG's header has Huffman tables (DHT) before its picture data.
+fn has_huffman_tables(jpeg: &[u8]) -> bool {
+    let mut at = 2; // after SOI
+    while at + 1 < jpeg.len() {
+        if jpeg[at] != 0xff {
+            return false;
+        }
+        match jpeg[at + 1] {
+            0xff => at += 1, // fill byte
+            0xc4 => return true,
+            0xda => return false,
+            0x01 | 0xd0..=0xd7 => at += 2, // markers without a length
+            _ => match jpeg.get(at + 2..at + 4) {
+                Some(length) => at += 2 + u16::from_be_bytes([length[0], length[1]]) as usize,
+                None => return false,
+            },
+        }
+    }
+    false
+}
+
+/// A camera's MJPEG picture as a JPEG decoder takes it. Many USB cameras leave the
+/// standard Huffman tables out of each picture (AVI's MJPEG does); zune-jpeg fills them in
+/// for pictures that say they are AVI MJPEG, so such a picture gets that APP0 mark.
+fn with_huffman_tables(jpeg: &[u8]) -> std::borrow::Cow<'_, [u8]> {
+    if jpeg.len() < 4 || jpeg[..2] != [0xff, 0xd8] || has_huffman_tables(jpeg) {
+        return std::borrow::Cow::Borrowed(jpeg);
+    }
+    let mut marked = Vec::with_capacity(jpeg.len() + 9);
+    marked.extend_from_slice(&[0xff, 0xd8, 0xff, 0xe0, 0x00, 0x07]);
+    marked.extend_from_slice(b"AVI1\0");
+    marked.extend_from_slice(&jpeg[2..]);
+    std::borrow::Cow::Owned(marked)
 }
 
 /// One camera picture as I420, stamped with when it was captured.
@@ -149,7 +558,8 @@ pub fn to_i420(
             Ok(frame)
         }
         PixelLayout::Mjpeg => {
-            let mut decoder = zune_jpeg::JpegDecoder::new(data);
+            let data = with_huffman_tables(data);
+            let mut decoder = zune_jpeg::JpegDecoder::new(&data[..]);
             decoder
                 .decode_headers()
                 .map_err(|e| ConvertError::Jpeg(format!("{e:?}")))?;
@@ -242,15 +652,14 @@ mod tests {
         assert_eq!(frame.data, original.data);
     }
 
-    #[test]
-    fn mjpeg_from_a_camera_keeps_its_stamp() {
-        let original = reference();
-        // The reference as RGB, then JPEG at a webcam's usual quality.
-        let mut rgb = Vec::with_capacity(320 * 240 * 3);
-        for row in 0..240 {
-            for col in 0..320 {
-                let y = original.y()[row * 320 + col] as f32 - 16.0;
-                let c = (row / 2) * 160 + col / 2;
+    /// The reference as RGB, then JPEG at a webcam's usual quality.
+    fn jpeg_of(original: &VideoFrame) -> Vec<u8> {
+        let (w, h) = (original.width, original.height);
+        let mut rgb = Vec::with_capacity(w * h * 3);
+        for row in 0..h {
+            for col in 0..w {
+                let y = original.y()[row * w + col] as f32 - 16.0;
+                let c = (row / 2) * (w / 2) + col / 2;
                 let (u, v) = (
                     original.u()[c] as f32 - 128.0,
                     original.v()[c] as f32 - 128.0,
@@ -265,8 +674,15 @@ mod tests {
         }
         let mut jpeg = Vec::new();
         jpeg_encoder::Encoder::new(&mut jpeg, 85)
-            .encode(&rgb, 320, 240, jpeg_encoder::ColorType::Rgb)
+            .encode(&rgb, w as u16, h as u16, jpeg_encoder::ColorType::Rgb)
             .expect("jpeg");
+        jpeg
+    }
+
+    #[test]
+    fn mjpeg_from_a_camera_keeps_its_stamp() {
+        let original = reference();
+        let jpeg = jpeg_of(&original);
         let frame = to_i420(PixelLayout::Mjpeg, &jpeg, 0, 0, 7).expect("convert");
         assert_eq!(
             (frame.width, frame.height, frame.capture_time_us),
@@ -296,5 +712,169 @@ mod tests {
             to_i420(PixelLayout::Mjpeg, b"\xff\xd8 not really a jpeg", 0, 0, 0),
             Err(ConvertError::Jpeg(_))
         ));
+    }
+
+    fn mode(layout: PixelLayout, width: u32, height: u32, fps: u32) -> CameraMode {
+        CameraMode {
+            layout,
+            width,
+            height,
+            fps,
+        }
+    }
+
+    /// A laptop webcam's list (as `v4l2-ctl --list-formats-ext` shows a common one): YUYV
+    /// only slowly at the larger sizes, MJPEG fast at all of them.
+    fn webcam() -> Vec<CameraMode> {
+        use PixelLayout::*;
+        vec![
+            mode(Yuyv, 640, 480, 30),
+            mode(Yuyv, 640, 480, 15),
+            mode(Yuyv, 1280, 720, 10),
+            mode(Yuyv, 320, 240, 30),
+            mode(Mjpeg, 640, 480, 30),
+            mode(Mjpeg, 1280, 720, 30),
+            mode(Mjpeg, 1920, 1080, 30),
+            mode(Mjpeg, 1920, 1080, 15),
+        ]
+    }
+
+    const VGA: Wanted = Wanted {
+        width: 640,
+        height: 480,
+        fps: 30,
+    };
+
+    #[test]
+    fn format_negotiation_picks_the_closest_size_and_rate() {
+        use PixelLayout::*;
+        // Exactly there: the raw layout wins the tie (no JPEG decode).
+        assert_eq!(choose_mode(&webcam(), VGA), Some(mode(Yuyv, 640, 480, 30)));
+        // 720p at 30 only comes as MJPEG: rate counts as much as size.
+        let hd = Wanted {
+            width: 1280,
+            height: 720,
+            fps: 30,
+        };
+        assert_eq!(choose_mode(&webcam(), hd), Some(mode(Mjpeg, 1280, 720, 30)));
+        // No exact size: the nearest one, not the largest.
+        let odd = Wanted {
+            width: 800,
+            height: 600,
+            fps: 30,
+        };
+        assert_eq!(choose_mode(&webcam(), odd), Some(mode(Yuyv, 640, 480, 30)));
+        // A camera that only does 1080p@15 still gives pictures.
+        let only = [mode(Mjpeg, 1920, 1080, 15)];
+        assert_eq!(choose_mode(&only, VGA), Some(only[0]));
+        // NV12 is the cheapest of all when it is there.
+        let nv12 = [mode(Mjpeg, 640, 480, 30), mode(Nv12, 640, 480, 30)];
+        assert_eq!(choose_mode(&nv12, VGA), Some(nv12[1]));
+        // Sizes the encoder cannot take, and no modes at all, give nothing.
+        assert_eq!(choose_mode(&[mode(Yuyv, 641, 481, 30)], VGA), None);
+        assert_eq!(choose_mode(&[], VGA), None);
+    }
+
+    #[test]
+    fn a_camera_is_found_by_number_or_name_and_a_wrong_one_is_named() {
+        let cameras = [
+            CameraEntry {
+                index: 0,
+                name: "Integrated Camera".into(),
+            },
+            CameraEntry {
+                index: 2,
+                name: "Logitech BRIO".into(),
+            },
+        ];
+        let find = |text: &str| CameraChoice::parse(text).find(&cameras).map(|c| c.index);
+        assert_eq!(find("default"), Ok(0));
+        assert_eq!(find("2"), Ok(2));
+        assert_eq!(find("logitech"), Ok(2));
+        assert_eq!(find("Integrated Camera"), Ok(0));
+        let wrong = find("1").expect_err("no camera 1").to_string();
+        assert!(
+            wrong.contains("camera 1") && wrong.contains("2 Logitech BRIO"),
+            "{wrong}"
+        );
+        assert_eq!(CameraChoice::Default.find(&[]), Err(CameraError::NoneFound));
+        assert_eq!(CameraChoice::parse(" 3 ").setting(), "3");
+    }
+
+    /// A camera replayed from buffers: what a V4L device would hand over, then a failure
+    /// (as when it is unplugged). This machine has no camera and cannot load v4l2loopback,
+    /// so the device side of nokhwa is not exercised here; everything after it is.
+    struct Replayed(std::collections::VecDeque<Vec<u8>>);
+
+    impl RawPictures for Replayed {
+        fn next_raw(&mut self) -> Result<std::borrow::Cow<'_, [u8]>, String> {
+            self.0
+                .pop_front()
+                .map(std::borrow::Cow::Owned)
+                .ok_or_else(|| "No such device (os error 19)".to_owned())
+        }
+    }
+
+    fn nv12_of(frame: &VideoFrame) -> Vec<u8> {
+        let mut nv12 = frame.y().to_vec();
+        for (u, v) in frame.u().iter().zip(frame.v()) {
+            nv12.extend_from_slice(&[*u, *v]);
+        }
+        nv12
+    }
+
+    #[test]
+    fn a_camera_drops_broken_pictures_and_says_when_it_stops() {
+        let good = nv12_of(&reference());
+        let pictures = vec![good.clone(), vec![0; 10], good.clone()];
+        let mut camera = CameraCapture::with_device(
+            Box::new(Replayed(pictures.into())),
+            mode(PixelLayout::Nv12, 320, 240, 30),
+            "Test Cam".into(),
+        );
+        let before = wall_clock_us();
+        let first = camera.next_frame().expect("a picture");
+        assert!(first.capture_time_us >= before);
+        assert_eq!(
+            read_frame_stamp(&first).map(|s| s.capture_time_ms),
+            Some(123_456)
+        );
+        // The short one is dropped, the next good one comes.
+        assert!(camera.next_frame().is_ok());
+        let stopped = camera.next_frame().expect_err("unplugged").to_string();
+        assert!(
+            stopped.contains("Test Cam") && stopped.contains("unplugged"),
+            "{stopped}"
+        );
+        // Only broken pictures: an error, not a wait for ever.
+        let mut broken = CameraCapture::with_device(
+            Box::new(Replayed(vec![vec![1; 10]; 40].into())),
+            mode(PixelLayout::Nv12, 320, 240, 30),
+            "Test Cam".into(),
+        );
+        let error = broken.next_frame().expect_err("broken").to_string();
+        assert!(error.contains("30 broken pictures in a row"), "{error}");
+    }
+
+    #[test]
+    fn mjpeg_without_huffman_tables_decodes() {
+        // Many USB cameras leave the standard Huffman tables (DHT) out of each picture.
+        let original = reference();
+        let jpeg = jpeg_of(&original);
+        // Walk the header's segments (marker, then a length that counts itself) up to the
+        // start of scan, leaving the DHT segments out.
+        let mut stripped = jpeg[..2].to_vec();
+        let mut at = 2;
+        while jpeg[at + 1] != 0xda {
+            let length = u16::from_be_bytes([jpeg[at + 2], jpeg[at + 3]]) as usize;
+            if jpeg[at + 1] != 0xc4 {
+                stripped.extend_from_slice(&jpeg[at..at + 2 + length]);
+            }
+            at += 2 + length;
+        }
+        stripped.extend_from_slice(&jpeg[at..]);
+        assert!(stripped.len() < jpeg.len(), "the test JPEG had no DHT");
+        let frame = to_i420(PixelLayout::Mjpeg, &stripped, 0, 0, 1).expect("convert");
+        assert!(luma_psnr(&frame, &original) > 30.0);
     }
 }

@@ -11,5 +11,6 @@ pub mod pattern;
 pub mod recorder;
 pub mod resample;
 pub mod sound;
+pub mod source;
 pub mod speaker;
 pub mod tone;
