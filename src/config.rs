@@ -26,8 +26,11 @@ pub struct Settings {
     pub microphone: String,
     /// `none`, `default`, or a device's name.
     pub speaker: String,
-    /// `pattern` (the only camera so far).
+    /// `pattern`, `default` (the first camera), a camera's name or number, or a .y4m file.
     pub camera: String,
+    /// Where the window's Record button saves (empty: the platform's videos folder, in
+    /// `Duet`).
+    pub recordings: String,
     /// The signaling server the window suggests.
     pub server: String,
     /// STUN/TURN servers of our own (a room's server may hand out more). None by default:
@@ -45,7 +48,8 @@ impl Default for Settings {
             name: "Duet".into(),
             microphone: "default".into(),
             speaker: "default".into(),
-            camera: "pattern".into(),
+            camera: "default".into(),
+            recordings: String::new(),
             server: "ws://127.0.0.1:8480/ws".into(),
             ice_servers: Vec::new(),
             echo_cancellation: true,
@@ -59,6 +63,21 @@ impl Default for Settings {
 pub fn default_path() -> Option<PathBuf> {
     directories::ProjectDirs::from("org", "duet", "duet")
         .map(|dirs| dirs.config_dir().join("settings.toml"))
+}
+
+/// The folder recordings go to: the setting, or `Duet` in the videos folder (the home
+/// folder, or the temporary one, where there is none).
+pub fn recordings_dir(settings: &Settings) -> PathBuf {
+    if !settings.recordings.trim().is_empty() {
+        return PathBuf::from(settings.recordings.trim());
+    }
+    let user = directories::UserDirs::new();
+    let base = user
+        .as_ref()
+        .and_then(|u| u.video_dir().map(Path::to_path_buf))
+        .or_else(|| user.as_ref().map(|u| u.home_dir().to_path_buf()))
+        .unwrap_or_else(std::env::temp_dir);
+    base.join("Duet")
 }
 
 /// The settings in `path`, and a warning when they could not be read.

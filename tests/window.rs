@@ -296,6 +296,12 @@ fn window_joins_a_room_chats_and_hangs_up() {
     let dir = common::scratch("window-room");
     let display = Display::start();
     let server = common::SignalServer::start(&[]);
+    let recordings = dir.join("recordings");
+    std::fs::write(
+        dir.join("settings.toml"),
+        format!("recordings = {:?}\n", recordings.display().to_string()),
+    )
+    .expect("settings");
     let mut window = Command::new(common::duet())
         .args(["--bind", "127.0.0.1", "--room", "lounge", "--server"])
         .arg(server.ws_url())
@@ -332,6 +338,44 @@ fn window_joins_a_room_chats_and_hangs_up() {
         said.contains(&code),
         "the far side's code is {code}; {said:?}"
     );
+
+    // R records the far side, R again stops; the files land in the settings' folder.
+    display.keyboard(&["key", "r"]);
+    std::thread::sleep(Duration::from_secs(3));
+    display.keyboard(&["key", "r"]);
+    let made: Vec<_> = std::fs::read_dir(&recordings)
+        .expect("the recordings folder")
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    assert_eq!(made.len(), 1, "{made:?}");
+    // Stopping closes the files (the WAV's header gets its length then).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !duet::media::file::read_wav(&made[0].join("remote.wav"))
+        .is_ok_and(|(sound, _)| !sound.is_empty())
+    {
+        assert!(Instant::now() < deadline, "the recording was never closed");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let mut video = duet::media::file::Y4mReader::open(&made[0].join("remote.y4m")).expect("y4m");
+    let first = video.next_frame(0).expect("a recorded picture");
+    assert!(
+        duet::media::pattern::read_frame_stamp(&first).is_some(),
+        "the recording holds the far side's stamped pattern"
+    );
+    let pictures = std::fs::read(made[0].join("remote.y4m"))
+        .expect("y4m")
+        .windows(6)
+        .filter(|w| w == b"FRAME\n")
+        .count();
+    let (sound, rate) = duet::media::file::read_wav(&made[0].join("remote.wav")).expect("wav");
+    let seconds = sound.len() as f64 / rate as f64;
+    eprintln!("recorded {pictures} pictures and {seconds:.2} s of sound");
+    assert!(
+        (60..=120).contains(&pictures),
+        "{pictures} pictures in about 3 s"
+    );
+    assert!((2.0..4.0).contains(&seconds), "{seconds} s of sound");
 
     // A chat line typed in the window reaches the far side.
     display.keyboard(&["key", "c"]);

@@ -287,7 +287,7 @@ fn a_microphone_that_was_found_can_be_chosen_and_is_remembered() {
     let mut h = harness(view);
     h.run();
     assert!(
-        h.query_by_label_contains("Cameras are not supported yet")
+        h.query_by_label_contains("No camera was found: Duet sends its test pattern")
             .is_some()
     );
     h.get_by_value("System default").click();
@@ -296,4 +296,76 @@ fn a_microphone_that_was_found_can_be_chosen_and_is_remembered() {
     h.run();
     assert_eq!(h.state().0.microphone, "usb_mic");
     assert_eq!(h.state().1, vec![UiAction::SaveSettings]);
+}
+
+#[test]
+fn a_camera_that_was_found_can_be_chosen_and_is_remembered() {
+    use duet::ui::view::DeviceChoice;
+    let mut view = WindowView::default();
+    view.set_cameras(
+        vec![DeviceChoice::new("Logitech BRIO", "Logitech BRIO")],
+        "default",
+    );
+    assert_eq!(view.camera, "default");
+    view.camera_note = Some("camera: Logitech BRIO, 640x480 MJPEG at 30 fps".into());
+    let mut h = harness(view);
+    h.run();
+    assert!(
+        h.query_by_label_contains("640x480 MJPEG at 30 fps")
+            .is_some()
+    );
+    assert!(h.query_by_label_contains("No camera was found").is_none());
+    h.get_by_value("Default camera").click();
+    h.run();
+    h.get_by_label("Logitech BRIO").click();
+    h.run();
+    assert_eq!(h.state().0.camera, "Logitech BRIO");
+    assert_eq!(h.state().1, vec![UiAction::SaveSettings]);
+    // A saved camera that is gone: the test pattern, not an error.
+    let mut view = WindowView::default();
+    view.set_cameras(Vec::new(), "Logitech BRIO");
+    assert_eq!(view.camera, "pattern");
+}
+
+#[test]
+fn record_starts_and_stops_and_the_end_says_what_was_saved() {
+    let mut h = harness(connected());
+    h.run();
+    h.get_by_label("Record").click();
+    h.run();
+    assert!(h.query_by_label("Stop recording").is_some());
+    h.key_press(eframe::egui::Key::R);
+    h.run();
+    assert!(h.query_by_label("Record").is_some());
+    assert_eq!(
+        h.state().1,
+        vec![UiAction::Record(true), UiAction::Record(false)]
+    );
+    let summary = duet::call::CallSummary {
+        devices: vec![
+            "speaker: none".into(),
+            "recorded 90 pictures and 3 s of sound: /r/remote.y4m, /r/remote.wav".into(),
+        ],
+        ..Default::default()
+    };
+    h.state_mut().0.apply(
+        CallUpdate::Ended {
+            reason: EndReason::LocalHangUp,
+            summary: Box::new(summary),
+        },
+        Instant::now(),
+    );
+    h.run();
+    assert!(h.query_by_label_contains("/r/remote.y4m").is_some());
+    assert!(h.query_by_label_contains("speaker: none").is_none());
+}
+
+#[test]
+fn there_is_nothing_to_record_before_the_far_side_is_there() {
+    let mut view = WindowView::default();
+    view.waiting_in_room();
+    let mut h = harness(view);
+    h.run();
+    assert!(h.query_by_label("Leave room").is_some());
+    assert!(h.query_by_label("Record").is_none());
 }

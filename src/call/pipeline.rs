@@ -568,14 +568,72 @@ fn playout_source(
     }))
 }
 
+/// The recording of the far side in progress, if any. It can start and stop during the
+/// call (the window's Record button); the decoder threads look here for each picture and
+/// sound.
+#[derive(Clone, Default)]
+pub struct RecordingSlot(Arc<Mutex<Option<Arc<crate::media::recorder::Recorder>>>>);
+
+impl RecordingSlot {
+    pub fn current(&self) -> Option<Arc<crate::media::recorder::Recorder>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Starts recording into `dir` (a recording already going on goes on); the note says
+    /// where, or why not.
+    pub fn start(&self, dir: &std::path::Path, notes: &DeviceNotes) {
+        let mut slot = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if slot.is_some() {
+            return;
+        }
+        match crate::media::recorder::Recorder::start(dir) {
+            Ok(recorder) => {
+                *slot = Some(Arc::new(recorder));
+                drop(slot);
+                note(
+                    notes,
+                    format!("recording the far side into {}", dir.display()),
+                );
+            }
+            Err(e) => {
+                drop(slot);
+                note(notes, e);
+            }
+        }
+    }
+
+    /// Ends the recording, if one goes on, and says what was written. Waits for the files
+    /// to be closed.
+    pub fn stop(&self, notes: &DeviceNotes) {
+        let taken = self.0.lock().unwrap_or_else(|e| e.into_inner()).take();
+        let Some(recorder) = taken else { return };
+        let recorded = recorder.finish();
+        let files: Vec<String> = [recorded.video, recorded.audio]
+            .iter()
+            .flatten()
+            .map(|p| p.display().to_string())
+            .collect();
+        let mut line = format!(
+            "recorded {} pictures and {} s of sound: {}",
+            recorded.pictures_written,
+            recorded.seconds_of_sound,
+            files.join(", ")
+        );
+        if let Some(e) = recorded.error {
+            line = format!("{line} ({e})");
+        }
+        note(notes, line);
+    }
+}
+
 /// The receiving threads of a call, alive as long as the peer connection.
 pub struct ReceivePipeline {
     pub sinks: RemoteSinks,
     pub video: Arc<Mutex<VideoReceiveStats>>,
     pub audio: Arc<Mutex<AudioReceiveStats>>,
     pub played: Arc<Mutex<PlayedStats>>,
-    /// The recording of the far side, when asked for.
-    pub recorder: Option<Arc<crate::media::recorder::Recorder>>,
+    /// The recording of the far side, when one is made.
+    pub recording: RecordingSlot,
     /// The newest decoded picture, for a screen.
     pub latest_picture: Arc<Mailbox<VideoFrame>>,
     running: Arc<AtomicBool>,
@@ -604,19 +662,10 @@ impl ReceivePipeline {
         notes: DeviceNotes,
         echo_reference: Option<AudioProcessor>,
     ) -> Self {
-        let recorder = record.and_then(|dir| match crate::media::recorder::Recorder::start(dir) {
-            Ok(recorder) => {
-                note(
-                    &notes,
-                    format!("recording the far side into {}", dir.display()),
-                );
-                Some(Arc::new(recorder))
-            }
-            Err(e) => {
-                note(&notes, e);
-                None
-            }
-        });
+        let recorder = RecordingSlot::default();
+        if let Some(dir) = record {
+            recorder.start(dir, &notes);
+        }
         let (video_tx, video_rx) = std::sync::mpsc::sync_channel::<RemoteVideo>(REMOTE_QUEUE);
         let (audio_tx, audio_rx) = std::sync::mpsc::sync_channel::<RemoteAudio>(32);
         let keyframe_wanted = Arc::new(AtomicBool::new(false));
@@ -677,7 +726,7 @@ impl ReceivePipeline {
                             None => s.frames_without_stamp += 1,
                         }
                         drop(s);
-                        if let Some(recorder) = &recording {
+                        if let Some(recorder) = recording.current() {
                             recorder.picture(&frame, decoded_us);
                         }
                         picture.put(frame);
@@ -758,7 +807,7 @@ impl ReceivePipeline {
                         if let Ok(samples) = decoder.recover(fec) {
                             let at = packet.arrival_us.saturating_sub((k as u64 + 1) * 20_000);
                             let samples = samples.to_vec();
-                            if let Some(recorder) = &recording {
+                            if let Some(recorder) = recording.current() {
                                 recorder.sound(&samples, at);
                             }
                             s.analyzer.push(&samples, at);
@@ -770,7 +819,7 @@ impl ReceivePipeline {
                     Ok(samples) => {
                         let samples = samples.to_vec();
                         debug_assert!(samples.len() <= AUDIO_FRAME_SAMPLES * 6);
-                        if let Some(recorder) = &recording {
+                        if let Some(recorder) = recording.current() {
                             recorder.sound(&samples, packet.arrival_us);
                         }
                         s.analyzer.push(&samples, packet.arrival_us);
@@ -790,7 +839,7 @@ impl ReceivePipeline {
             video,
             audio,
             played,
-            recorder,
+            recording: recorder,
             latest_picture,
             running,
             threads,

@@ -45,6 +45,10 @@ pub enum CallCommand {
     MuteMicrophone(bool),
     /// Send black pictures (true) or the camera again.
     CameraOff(bool),
+    /// Record the far side into this directory, from now on.
+    StartRecording(std::path::PathBuf),
+    /// Stop recording (the files are closed and the note says what was written).
+    StopRecording,
     HangUp,
 }
 
@@ -238,6 +242,16 @@ pub async fn run_call(
                     send_counters.camera_off.store(off, Ordering::Relaxed);
                     continue;
                 }
+                Some(CallCommand::StartRecording(dir)) => {
+                    receive.recording.start(&dir, &device_notes);
+                    continue;
+                }
+                Some(CallCommand::StopRecording) => {
+                    // Closing the files waits for the writer: not on the call's task.
+                    let (recording, notes) = (receive.recording.clone(), device_notes.clone());
+                    tokio::task::spawn_blocking(move || recording.stop(&notes));
+                    continue;
+                }
                 // The user side is gone: nobody is left to talk to.
                 Some(CallCommand::HangUp) | None => CallEvent::HangUp,
             },
@@ -373,27 +387,7 @@ pub async fn run_call(
     let mut summary = summarize(&options, &call, &timeline, &send_counters, &peer, &receive);
     summary.end_reason = reason.to_string();
     summary.messages_received = messages_received;
-    if let Some(recorder) = &receive.recorder {
-        let recorded = recorder.finish();
-        let files: Vec<String> = [recorded.video, recorded.audio]
-            .iter()
-            .flatten()
-            .map(|p| p.display().to_string())
-            .collect();
-        let mut line = format!(
-            "recorded {} pictures and {} s of sound: {}",
-            recorded.pictures_written,
-            recorded.seconds_of_sound,
-            files.join(", ")
-        );
-        if let Some(e) = recorded.error {
-            line = format!("{line} ({e})");
-        }
-        device_notes
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(line);
-    }
+    receive.recording.stop(&device_notes);
     summary.devices = device_notes
         .lock()
         .unwrap_or_else(|e| e.into_inner())

@@ -33,6 +33,36 @@ pub struct Recorded {
     pub error: Option<String>,
 }
 
+/// A name for a recording made now: `call-2026-12-01-101500` (UTC), so that recordings sort
+/// by when they were made.
+pub fn name_for_now() -> String {
+    let seconds = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    name_at(seconds)
+}
+
+fn name_at(unix_seconds: u64) -> String {
+    // Days to a civil date (Howard Hinnant's days_from_civil, inverted).
+    let days = (unix_seconds / 86_400) as i64 + 719_468;
+    let era = days.div_euclid(146_097);
+    let day_of_era = days.rem_euclid(146_097);
+    let year_of_era =
+        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let mp = (5 * day_of_year + 2) / 153;
+    let day = day_of_year - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = year_of_era + era * 400 + i64::from(month <= 2);
+    let second_of_day = unix_seconds % 86_400;
+    format!(
+        "call-{year:04}-{month:02}-{day:02}-{:02}{:02}{:02}",
+        second_of_day / 3600,
+        second_of_day / 60 % 60,
+        second_of_day % 60
+    )
+}
+
 /// A recording in progress; `finish` closes the files.
 pub struct Recorder {
     tx: Mutex<Option<SyncSender<Item>>>,
@@ -251,6 +281,13 @@ impl Recorder {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn recordings_are_named_by_when_they_were_made() {
+        assert_eq!(name_at(0), "call-1970-01-01-000000");
+        assert_eq!(name_at(951_782_400 + 3661), "call-2000-02-29-010101");
+        assert_eq!(name_at(1_796_118_300), "call-2026-12-01-094500");
+    }
     use crate::media::file::{Y4mReader, read_wav};
     use crate::media::pattern::{StampedPattern, read_frame_stamp};
 

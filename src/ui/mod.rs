@@ -68,6 +68,13 @@ pub fn run_window(options: WindowOptions) -> Result<(), String> {
         "Duet",
         native,
         Box::new(move |cc| {
+            let cameras = crate::media::camera::list()
+                .into_iter()
+                .map(|c| view::DeviceChoice {
+                    setting: c.name.clone(),
+                    label: c.name,
+                })
+                .collect();
             let microphones = device_choices(crate::media::sound::Direction::Input);
             let speakers = device_choices(crate::media::sound::Direction::Output);
             let first_offer = options.answer_offer.clone();
@@ -96,6 +103,7 @@ pub fn run_window(options: WindowOptions) -> Result<(), String> {
                 &settings.microphone,
                 &settings.speaker,
             );
+            window.view.set_cameras(cameras, &settings.camera);
             window.view.warning = window.options.settings_warning.clone();
             window.show_preview();
             if let Some(offer) = first_offer {
@@ -166,6 +174,12 @@ impl DuetWindow {
             UiAction::HangUp => self.command(CallCommand::HangUp),
             UiAction::MuteMicrophone(muted) => self.command(CallCommand::MuteMicrophone(muted)),
             UiAction::CameraOff(off) => self.command(CallCommand::CameraOff(off)),
+            UiAction::Record(true) => {
+                let dir = crate::config::recordings_dir(&self.options.settings)
+                    .join(crate::media::recorder::name_for_now());
+                self.command(CallCommand::StartRecording(dir));
+            }
+            UiAction::Record(false) => self.command(CallCommand::StopRecording),
             UiAction::SendChat(text) => self.command(CallCommand::SendChat(text)),
             UiAction::SaveSettings => self.save_settings(),
             UiAction::ToggleFullscreen => {
@@ -187,10 +201,15 @@ impl DuetWindow {
     fn save_settings(&mut self) {
         let settings = &mut self.options.settings;
         settings.name = self.view.name.trim().to_owned();
+        let camera_changed = settings.camera != self.view.camera;
+        settings.camera = self.view.camera.clone();
         settings.microphone = self.view.microphone.clone();
         settings.speaker = self.view.speaker.clone();
         settings.server = self.view.server().trim().to_owned();
         let (settings, path) = (settings.clone(), self.options.settings_path.clone());
+        if camera_changed && self.preview.is_some() {
+            self.show_preview();
+        }
         if let Some(path) = path {
             self.runtime.spawn_blocking(move || {
                 if let Err(e) = crate::config::save(&settings, &path) {
@@ -207,15 +226,22 @@ impl DuetWindow {
     }
 
     fn show_preview(&mut self) {
+        // The old preview lets its camera go first.
+        self.preview = None;
         let media = &self.options.media;
-        let preview = SelfPreview::start(media.width, media.height);
+        let preview = SelfPreview::start(self.chosen_camera(), media.width, media.height);
         self.local
             .show(preview.pictures.clone(), FeedKind::SelfView, &self.ctx);
         self.preview = Some(preview);
     }
 
+    fn chosen_camera(&self) -> crate::call::pipeline::VideoSource {
+        crate::call::pipeline::VideoSource::parse(&self.view.camera).unwrap_or_default()
+    }
+
     fn start_session(&mut self, rendezvous: Rendezvous) {
         let mut media = self.options.media.clone();
+        media.camera = self.chosen_camera();
         media.microphone = crate::media::sound::SoundDevice::parse(&self.view.microphone);
         media.speaker = crate::media::sound::SoundDevice::parse(&self.view.speaker);
         let settings = &self.options.settings;
@@ -243,6 +269,9 @@ impl DuetWindow {
     }
 
     fn poll(&mut self) {
+        if let Some(preview) = &self.preview {
+            self.view.camera_note = preview.note();
+        }
         let Some(session) = &self.session else { return };
         for update in session.updates() {
             match &update {

@@ -25,6 +25,8 @@ pub enum UiAction {
     MuteMicrophone(bool),
     /// Turn the camera off (true) or on.
     CameraOff(bool),
+    /// Start (true) or stop recording the far side.
+    Record(bool),
     SendChat(String),
     ToggleFullscreen,
     /// The person changed a setting (name, device, server): remember it.
@@ -107,11 +109,19 @@ pub struct WindowView {
     stats_shown: bool,
     stats: Option<LiveStats>,
     verification: Option<String>,
+    recording: bool,
+    /// What the call recorded, said at its end.
+    recorded: Vec<String>,
+    cameras: Vec<DeviceChoice>,
     microphones: Vec<DeviceChoice>,
     speakers: Vec<DeviceChoice>,
-    /// The chosen microphone and speaker, as settings say them (`tone`, `default`, an id).
+    /// The chosen camera, microphone and speaker, as settings say them (`pattern`, `tone`,
+    /// `default`, a name).
+    pub camera: String,
     pub microphone: String,
     pub speaker: String,
+    /// What became of the camera of the self-view (shown on the start screen).
+    pub camera_note: Option<String>,
     /// Something wrong that the person should know before calling (e.g. the settings).
     pub warning: Option<String>,
 }
@@ -147,10 +157,15 @@ impl Default for WindowView {
             stats_shown: false,
             stats: None,
             verification: None,
+            recording: false,
+            recorded: Vec::new(),
+            cameras: vec![DeviceChoice::new("pattern", "Test pattern")],
             microphones: vec![DeviceChoice::new("tone", "Test tone")],
             speakers: vec![DeviceChoice::new("none", NO_SPEAKER)],
+            camera: "pattern".into(),
             microphone: "tone".into(),
             speaker: "none".into(),
+            camera_note: None,
             warning: None,
         }
     }
@@ -188,8 +203,10 @@ impl WindowView {
             name: self.name.clone(),
             server: self.server.clone(),
             room: self.room.clone(),
+            cameras: self.cameras.clone(),
             microphones: self.microphones.clone(),
             speakers: self.speakers.clone(),
+            camera: self.camera.clone(),
             microphone: self.microphone.clone(),
             speaker: self.speaker.clone(),
             ..Self::default()
@@ -232,6 +249,23 @@ impl WindowView {
         self.speaker = pick(&self.speakers, speaker);
     }
 
+    /// The cameras the picker offers (besides the test pattern, always there), and the one
+    /// chosen. A camera that is not there falls back to the pattern.
+    pub fn set_cameras(&mut self, cameras: Vec<DeviceChoice>, camera: &str) {
+        let mut all = vec![DeviceChoice::new("pattern", "Test pattern")];
+        if !cameras.is_empty() {
+            all.push(DeviceChoice::new("default", "Default camera"));
+        }
+        all.extend(cameras);
+        self.camera = all
+            .iter()
+            .find(|c| c.setting == camera)
+            .unwrap_or(&all[0])
+            .setting
+            .clone();
+        self.cameras = all;
+    }
+
     /// Shows that we joined a room and wait there (the window calls this on joining).
     pub fn waiting_in_room(&mut self) {
         self.phase = Phase::Waiting;
@@ -264,7 +298,16 @@ impl WindowView {
                     CallState::Ended { reason } => Phase::Ended(reason.to_string()),
                 }
             }
-            CallUpdate::Ended { reason, .. } => self.phase = Phase::Ended(reason.to_string()),
+            CallUpdate::Ended { reason, summary } => {
+                self.phase = Phase::Ended(reason.to_string());
+                // What was recorded, and where, is worth telling at the end.
+                self.recorded = summary
+                    .devices
+                    .iter()
+                    .filter(|d| d.starts_with("recorded "))
+                    .cloned()
+                    .collect();
+            }
             CallUpdate::Greeting(name) => {
                 let name: String = name.chars().take(64).collect();
                 self.remote_name = Some(name);
@@ -363,6 +406,9 @@ impl WindowView {
                     ui.vertical_centered(|ui| {
                         ui.add_space(60.0);
                         ui.heading(format!("Call ended: {reason}"));
+                        for line in &self.recorded {
+                            ui.label(line);
+                        }
                         ui.add_space(12.0);
                         if ui.button("Back to start").clicked() {
                             actions.push(UiAction::BackToStart);
@@ -386,6 +432,7 @@ impl WindowView {
         // the box. In fullscreen Esc leaves fullscreen.
         let typing = self.was_typing || ui.ctx().egui_wants_keyboard_input();
         let in_fullscreen = ui.input(|i| i.viewport().fullscreen.unwrap_or(false));
+        let record_key = ui.input(|i| !typing && i.key_pressed(egui::Key::R));
         let (hang_up, mute, camera, chat_key, fullscreen) = ui.input(|i| {
             let escape = i.key_pressed(egui::Key::Escape);
             (
@@ -427,6 +474,22 @@ impl WindowView {
                 {
                     self.camera_off = !self.camera_off;
                     actions.push(UiAction::CameraOff(self.camera_off));
+                }
+                if matches!(self.phase, Phase::Connected { .. }) {
+                    let record = if self.recording {
+                        "Stop recording"
+                    } else {
+                        "Record"
+                    };
+                    if ui
+                        .selectable_label(self.recording, record)
+                        .on_hover_text("R: save their picture and sound")
+                        .clicked()
+                        || record_key
+                    {
+                        self.recording = !self.recording;
+                        actions.push(UiAction::Record(self.recording));
+                    }
                 }
                 let leave = if self.phase == Phase::Waiting {
                     "Leave room"
@@ -654,22 +717,26 @@ impl WindowView {
                     .labelled_by(name.id);
                 changed |= edit.lost_focus();
                 ui.end_row();
-                let camera = [DeviceChoice::new("pattern", "Test pattern")];
-                let mut pattern = "pattern".to_owned();
-                picker(ui, "Camera", &camera, &mut pattern);
+                changed |= picker(ui, "Camera", &self.cameras, &mut self.camera);
                 changed |= picker(ui, "Microphone", &self.microphones, &mut self.microphone);
                 changed |= picker(ui, "Speaker", &self.speakers, &mut self.speaker);
             });
         if changed {
             actions.push(UiAction::SaveSettings);
         }
-        let no_sound = self.microphones.len() == 1 && self.speakers.len() == 1;
-        ui.weak(if no_sound {
-            "No camera, microphone or speaker was found: Duet sends its test pattern and test \
-             tone, so calls work on any machine."
-        } else {
-            "Cameras are not supported yet: Duet sends its test pattern."
-        });
+        let no_devices =
+            self.cameras.len() == 1 && self.microphones.len() == 1 && self.speakers.len() == 1;
+        if no_devices {
+            ui.weak(
+                "No camera, microphone or speaker was found: Duet sends its test pattern and \
+                 test tone, so calls work on any machine.",
+            );
+        } else if self.cameras.len() == 1 {
+            ui.weak("No camera was found: Duet sends its test pattern.");
+        }
+        if let Some(note) = &self.camera_note {
+            ui.weak(note);
+        }
     }
 
     fn call_column(&mut self, ui: &mut egui::Ui, actions: &mut Vec<UiAction>) {
