@@ -140,7 +140,7 @@ pub enum CameraError {
     )]
     Busy(String),
     #[error(
-        "the camera {name} offers no picture format Duet can use (it has {formats}; Duet takes MJPEG, YUYV or NV12)"
+        "the camera {name} offers no picture format Duet can use (it has {formats}; Duet takes MJPEG, YUYV or NV12 up to 1280x720 at 30 fps)"
     )]
     NoUsableFormat { name: String, formats: String },
     #[error("the camera {name} could not be opened: {why}")]
@@ -185,7 +185,8 @@ impl std::fmt::Display for CameraMode {
 /// sum of the relative distances of width, height and rate from the ideal (the W3C
 /// "fitness distance"). On a tie the layout that costs least to convert wins (NV12, then
 /// YUYV, then MJPEG, which needs a JPEG decode). Sizes the encoder cannot take are passed
-/// over.
+/// over, and so are those beyond H.264 level 3.1 (what 42e01f allows the far side to
+/// expect: up to 1280x720 at 30 fps).
 pub fn choose_mode(modes: &[CameraMode], wanted: Wanted) -> Option<CameraMode> {
     let distance = |actual: u32, ideal: u32| {
         let (a, i) = (actual as f64, ideal as f64);
@@ -207,7 +208,12 @@ pub fn choose_mode(modes: &[CameraMode], wanted: Wanted) -> Option<CameraMode> {
     };
     modes
         .iter()
-        .filter(|m| m.fps > 0 && check_size(m.width as usize, m.height as usize).is_ok())
+        .filter(|m| {
+            let (width, height) = (m.width as usize, m.height as usize);
+            m.fps > 0
+                && check_size(width, height).is_ok()
+                && crate::codec::h264::fits_level(width, height, m.fps as f64)
+        })
         .min_by(|a, b| {
             fitness(a)
                 .total_cmp(&fitness(b))
@@ -764,12 +770,25 @@ mod tests {
             fps: 30,
         };
         assert_eq!(choose_mode(&webcam(), odd), Some(mode(Yuyv, 640, 480, 30)));
-        // A camera that only does 1080p@15 still gives pictures.
-        let only = [mode(Mjpeg, 1920, 1080, 15)];
+        // A camera that only does 720p@10 still gives pictures.
+        let only = [mode(Yuyv, 1280, 720, 10)];
         assert_eq!(choose_mode(&only, VGA), Some(only[0]));
         // NV12 is the cheapest of all when it is there.
         let nv12 = [mode(Mjpeg, 640, 480, 30), mode(Nv12, 640, 480, 30)];
         assert_eq!(choose_mode(&nv12, VGA), Some(nv12[1]));
+        // Beyond what H.264 level 3.1 allows (42e01f): not sent, even when asked for.
+        let big = [
+            mode(Mjpeg, 1920, 1080, 30),
+            mode(Mjpeg, 1280, 720, 60),
+            mode(Mjpeg, 1280, 720, 30),
+        ];
+        let full_hd = Wanted {
+            width: 1920,
+            height: 1080,
+            fps: 60,
+        };
+        assert_eq!(choose_mode(&big, full_hd), Some(big[2]));
+        assert_eq!(choose_mode(&big[..2], VGA), None);
         // Sizes the encoder cannot take, and no modes at all, give nothing.
         assert_eq!(choose_mode(&[mode(Yuyv, 641, 481, 30)], VGA), None);
         assert_eq!(choose_mode(&[], VGA), None);

@@ -106,6 +106,18 @@ impl PictureSource {
         match source {
             VideoSource::Pattern => {}
             VideoSource::File(path) => match Y4mReader::open(path) {
+                Ok(reader)
+                    if !crate::codec::h264::fits_level(reader.width, reader.height, reader.fps) =>
+                {
+                    say(format!(
+                        "{} is {}x{} at {:.0} fps, more than H.264 level 3.1 allows the far side \
+                         to expect (1280x720 at 30 fps): sending the test pattern instead",
+                        path.display(),
+                        reader.width,
+                        reader.height,
+                        reader.fps
+                    ));
+                }
                 Ok(reader) => {
                     say(format!(
                         "camera: {} ({}x{} at {:.0} fps, looped)",
