@@ -5,64 +5,15 @@
 //!
 //! Run: `cargo build --examples && target/debug/examples/camera-bench [--pictures 200]`.
 
+#[path = "../tests/common/camera_layouts.rs"]
+mod layouts;
+
 use duet::media::camera::{PixelLayout, to_i420};
 use duet::media::frame::VideoFrame;
 use duet::media::pattern::{StampedPattern, read_frame_stamp};
+use layouts::{jpeg_of, nv12_of, yuyv_of};
 use std::process::ExitCode;
 use std::time::Instant;
-
-fn yuyv_of(frame: &VideoFrame) -> Vec<u8> {
-    let (w, h) = (frame.width, frame.height);
-    let mut out = Vec::with_capacity(w * h * 2);
-    for row in 0..h {
-        for pair in 0..w / 2 {
-            let c = (row / 2) * (w / 2) + pair;
-            out.extend_from_slice(&[
-                frame.y()[row * w + pair * 2],
-                frame.u()[c],
-                frame.y()[row * w + pair * 2 + 1],
-                frame.v()[c],
-            ]);
-        }
-    }
-    out
-}
-
-fn nv12_of(frame: &VideoFrame) -> Vec<u8> {
-    let mut out = frame.y().to_vec();
-    for (u, v) in frame.u().iter().zip(frame.v()) {
-        out.extend_from_slice(&[*u, *v]);
-    }
-    out
-}
-
-fn jpeg_of(frame: &VideoFrame) -> Vec<u8> {
-    let (w, h) = (frame.width, frame.height);
-    let mut rgb = Vec::with_capacity(w * h * 3);
-    for row in 0..h {
-        for col in 0..w {
-            let y = frame.y()[row * w + col] as f32 - 16.0;
-            let c = (row / 2) * (w / 2) + col / 2;
-            let (u, v) = (frame.u()[c] as f32 - 128.0, frame.v()[c] as f32 - 128.0);
-            let px = |x: f32| x.clamp(0.0, 255.0) as u8;
-            rgb.extend_from_slice(&[
-                px(1.164 * y + 1.596 * v),
-                px(1.164 * y - 0.392 * u - 0.813 * v),
-                px(1.164 * y + 2.017 * u),
-            ]);
-        }
-    }
-    let mut jpeg = Vec::new();
-    if let Err(e) = jpeg_encoder::Encoder::new(&mut jpeg, 85).encode(
-        &rgb,
-        w as u16,
-        h as u16,
-        jpeg_encoder::ColorType::Rgb,
-    ) {
-        eprintln!("camera-bench: making the JPEG: {e}");
-    }
-    jpeg
-}
 
 fn main() -> ExitCode {
     let mut pictures = 200usize;

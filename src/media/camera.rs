@@ -596,7 +596,12 @@ pub fn to_i420(
 }
 
 #[cfg(test)]
+#[path = "../../tests/common/camera_layouts.rs"]
+pub(crate) mod layouts;
+
+#[cfg(test)]
 mod tests {
+    use super::layouts::{jpeg_of, nv12_of, yuyv_of};
     use super::*;
     use crate::media::pattern::{StampedPattern, read_frame_stamp};
 
@@ -621,19 +626,7 @@ mod tests {
         let original = reference();
         // The reference picture as a camera would send it: 4:2:2 packed, chroma doubled.
         let (w, h) = (original.width, original.height);
-        let cw = w / 2;
-        let mut yuyv = Vec::with_capacity(w * h * 2);
-        for row in 0..h {
-            for pair in 0..cw {
-                let c = (row / 2) * cw + pair;
-                yuyv.extend_from_slice(&[
-                    original.y()[row * w + pair * 2],
-                    original.u()[c],
-                    original.y()[row * w + pair * 2 + 1],
-                    original.v()[c],
-                ]);
-            }
-        }
+        let yuyv = yuyv_of(&original);
         let frame = to_i420(PixelLayout::Yuyv, &yuyv, w, h, 1).expect("convert");
         assert_eq!(frame.y(), original.y());
         let chroma_error = frame
@@ -650,39 +643,9 @@ mod tests {
     #[test]
     fn nv12_from_a_camera_becomes_the_same_picture() {
         let original = reference();
-        let mut nv12 = original.y().to_vec();
-        for (u, v) in original.u().iter().zip(original.v()) {
-            nv12.extend_from_slice(&[*u, *v]);
-        }
+        let nv12 = nv12_of(&original);
         let frame = to_i420(PixelLayout::Nv12, &nv12, 320, 240, 1).expect("convert");
         assert_eq!(frame.data, original.data);
-    }
-
-    /// The reference as RGB, then JPEG at a webcam's usual quality.
-    fn jpeg_of(original: &VideoFrame) -> Vec<u8> {
-        let (w, h) = (original.width, original.height);
-        let mut rgb = Vec::with_capacity(w * h * 3);
-        for row in 0..h {
-            for col in 0..w {
-                let y = original.y()[row * w + col] as f32 - 16.0;
-                let c = (row / 2) * (w / 2) + col / 2;
-                let (u, v) = (
-                    original.u()[c] as f32 - 128.0,
-                    original.v()[c] as f32 - 128.0,
-                );
-                let px = |x: f32| x.clamp(0.0, 255.0) as u8;
-                rgb.extend_from_slice(&[
-                    px(1.164 * y + 1.596 * v),
-                    px(1.164 * y - 0.392 * u - 0.813 * v),
-                    px(1.164 * y + 2.017 * u),
-                ]);
-            }
-        }
-        let mut jpeg = Vec::new();
-        jpeg_encoder::Encoder::new(&mut jpeg, 85)
-            .encode(&rgb, w as u16, h as u16, jpeg_encoder::ColorType::Rgb)
-            .expect("jpeg");
-        jpeg
     }
 
     #[test]
@@ -832,14 +795,6 @@ mod tests {
                 .map(std::borrow::Cow::Owned)
                 .ok_or_else(|| "No such device (os error 19)".to_owned())
         }
-    }
-
-    fn nv12_of(frame: &VideoFrame) -> Vec<u8> {
-        let mut nv12 = frame.y().to_vec();
-        for (u, v) in frame.u().iter().zip(frame.v()) {
-            nv12.extend_from_slice(&[*u, *v]);
-        }
-        nv12
     }
 
     #[test]

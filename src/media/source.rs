@@ -308,11 +308,7 @@ mod tests {
             }
             self.0 -= 1;
             let frame = StampedPattern::new(320, 240).next_frame(42_000_000);
-            let mut nv12 = frame.y().to_vec();
-            for (u, v) in frame.u().iter().zip(frame.v()) {
-                nv12.extend_from_slice(&[*u, *v]);
-            }
-            Ok(nv12.into())
+            Ok(crate::media::camera::layouts::nv12_of(&frame).into())
         }
     }
 

@@ -447,49 +447,23 @@ impl WindowView {
         egui::Panel::bottom("controls").show(ui, |ui| {
             ui.add_space(4.0);
             ui.horizontal(|ui| {
-                let mic = if self.microphone_muted {
-                    "Unmute microphone"
-                } else {
-                    "Mute microphone"
-                };
-                if ui
-                    .selectable_label(self.microphone_muted, mic)
-                    .on_hover_text("M")
-                    .clicked()
-                    || mute
-                {
-                    self.microphone_muted = !self.microphone_muted;
+                let labels = ("Mute microphone", "Unmute microphone", "M");
+                if toggle(ui, &mut self.microphone_muted, labels, mute) {
                     actions.push(UiAction::MuteMicrophone(self.microphone_muted));
                 }
-                let cam = if self.camera_off {
-                    "Turn camera on"
-                } else {
-                    "Turn camera off"
-                };
-                if ui
-                    .selectable_label(self.camera_off, cam)
-                    .on_hover_text("V")
-                    .clicked()
-                    || camera
-                {
-                    self.camera_off = !self.camera_off;
+                let labels = ("Turn camera off", "Turn camera on", "V");
+                if toggle(ui, &mut self.camera_off, labels, camera) {
                     actions.push(UiAction::CameraOff(self.camera_off));
                 }
-                if matches!(self.phase, Phase::Connected { .. }) {
-                    let record = if self.recording {
-                        "Stop recording"
-                    } else {
-                        "Record"
-                    };
-                    if ui
-                        .selectable_label(self.recording, record)
-                        .on_hover_text("R: save their picture and sound")
-                        .clicked()
-                        || record_key
-                    {
-                        self.recording = !self.recording;
-                        actions.push(UiAction::Record(self.recording));
-                    }
+                let labels = (
+                    "Record",
+                    "Stop recording",
+                    "R: save their picture and sound",
+                );
+                if matches!(self.phase, Phase::Connected { .. })
+                    && toggle(ui, &mut self.recording, labels, record_key)
+                {
+                    actions.push(UiAction::Record(self.recording));
                 }
                 let leave = if self.phase == Phase::Waiting {
                     "Leave room"
@@ -866,6 +840,19 @@ impl WindowView {
             }
         }
     }
+}
+
+/// A button that turns something on and off: it says what a click will do (`labels`: the
+/// text while off, the text while on, the hint), and flips `on` when clicked or when its
+/// shortcut was `pressed`. True when it flipped.
+fn toggle(ui: &mut egui::Ui, on: &mut bool, labels: (&str, &str, &str), pressed: bool) -> bool {
+    let (when_off, when_on, hint) = labels;
+    let text = if *on { when_on } else { when_off };
+    let clicked = ui.selectable_label(*on, text).on_hover_text(hint).clicked();
+    if clicked || pressed {
+        *on = !*on;
+    }
+    clicked || pressed
 }
 
 /// A labelled device picker in a grid row; true when the person picked another one.
