@@ -289,6 +289,13 @@ pub async fn run_call(
                     continue;
                 }
                 Some(PeerEvent::ChannelOpen) => continue,
+                // The far side closed its connection without a goodbye reaching us (it was
+                // lost, or the far side does not say one): the call is over, no need to wait
+                // for the network to time out.
+                Some(PeerEvent::ChannelClosed) if matches!(call.state(), CallState::Connected { .. }) => {
+                    CallEvent::Transport(crate::call::state::TransportState::Closed)
+                }
+                Some(PeerEvent::ChannelClosed) => continue,
                 None => CallEvent::Transport(crate::call::state::TransportState::Closed),
             },
             _ = ticker.tick() => {

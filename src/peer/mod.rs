@@ -95,6 +95,9 @@ pub enum PeerEvent {
     ChannelOpen,
     /// A message on the data channel.
     Message(String),
+    /// The data channel closed: the far side closed its connection (its DTLS close_notify
+    /// or SCTP shutdown), or this side did.
+    ChannelClosed,
 }
 
 /// A complete picture from the far side, not yet decoded.
@@ -279,7 +282,10 @@ async fn drain_data_channel(channel: Arc<dyn DataChannel>, events: mpsc::Sender<
             DataChannelEvent::OnOpen => {
                 let _ = events.send(PeerEvent::ChannelOpen).await;
             }
-            DataChannelEvent::OnClose => break,
+            DataChannelEvent::OnClose => {
+                let _ = events.send(PeerEvent::ChannelClosed).await;
+                break;
+            }
             _ => {}
         }
     }
