@@ -89,6 +89,9 @@ fn two_duet_processes_see_and_hear_each_other() {
     // The offerer hung up after --duration; the far side heard it as such.
     assert_eq!(offerer.end_reason, "you hung up");
     assert_eq!(answerer.end_reason, "remote hung up");
+    // Both ends on 127.0.0.1: host candidates only, though they came inside the SDP.
+    assert_eq!(offerer.path.as_deref(), Some("host -> host"));
+    assert_eq!(answerer.path.as_deref(), Some("host -> host"));
     assert!(
         offerer.rtt_ms.is_some_and(|rtt| rtt < 100.0),
         "{:?}",

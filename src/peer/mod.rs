@@ -735,6 +735,12 @@ impl Peer {
     pub async fn transport_stats(&self) -> TransportStats {
         let report = self.pc.get_stats(Instant::now(), StatsSelector::None).await;
         let mut stats = TransportStats::default();
+        // Candidates that came inside the remote SDP (not trickled) have no stats entry in
+        // webrtc-rs 0.21; when they are all of one type, the pair's must be that one.
+        let sdp_type = match self.pc.remote_description().await {
+            Some(remote) => sole_candidate_type(&remote.sdp),
+            None => None,
+        };
         // The pair names its candidates without the prefix their own entries carry.
         let candidate_type = |id: &str| {
             [
@@ -750,7 +756,7 @@ impl Peer {
                 ) => Some(c.candidate_type.to_string()),
                 _ => None,
             })
-            // Candidates that came inside the remote SDP (not trickled) have no entry.
+            .or_else(|| sdp_type.clone())
             .unwrap_or_else(|| "unknown".to_owned())
         };
         for inbound in report.inbound_rtp_streams() {
@@ -790,6 +796,20 @@ impl Peer {
     }
 }
 
+/// The type of the candidates in `sdp` when they are all of one (`host`, `srflx`, `relay`).
+fn sole_candidate_type(sdp: &str) -> Option<String> {
+    let mut types = sdp.lines().filter_map(|line| {
+        let fields: Vec<&str> = line
+            .strip_prefix("a=candidate:")?
+            .split_whitespace()
+            .collect();
+        let at = fields.iter().position(|f| *f == "typ")?;
+        fields.get(at + 1).map(|t| t.to_string())
+    });
+    let first = types.next()?;
+    types.all(|t| t == first).then_some(first)
+}
+
 /// What the transport says about the path.
 #[derive(Clone, Debug, Default, serde::Serialize)]
 pub struct TransportStats {
@@ -801,4 +821,21 @@ pub struct TransportStats {
     /// The far side's video: packets received and lost, as the receiver counts them.
     pub video_packets_received: u64,
     pub video_packets_lost: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::sole_candidate_type;
+
+    #[test]
+    fn the_remote_candidates_type_is_known_when_they_are_all_alike() {
+        let host = "v=0\r\na=candidate:1 1 udp 2130706431 127.0.0.1 50000 typ host\r\n\
+                    a=candidate:2 1 udp 2130706431 127.0.0.1 50001 typ host\r\n";
+        assert_eq!(sole_candidate_type(host).as_deref(), Some("host"));
+        let mixed = format!(
+            "{host}a=candidate:3 1 udp 16777215 10.0.0.1 3478 typ relay raddr 0.0.0.0 rport 0\r\n"
+        );
+        assert_eq!(sole_candidate_type(&mixed), None);
+        assert_eq!(sole_candidate_type("v=0\r\n"), None);
+    }
 }
