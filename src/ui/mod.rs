@@ -68,15 +68,6 @@ pub fn run_window(options: WindowOptions) -> Result<(), String> {
         "Duet",
         native,
         Box::new(move |cc| {
-            let cameras = crate::media::camera::list()
-                .into_iter()
-                .map(|c| view::DeviceChoice {
-                    setting: c.name.clone(),
-                    label: c.name,
-                })
-                .collect();
-            let microphones = device_choices(crate::media::sound::Direction::Input);
-            let speakers = device_choices(crate::media::sound::Direction::Output);
             let first_offer = options.answer_offer.clone();
             let first_room = options.join_room.clone();
             let server = match options.server.as_str() {
@@ -95,15 +86,8 @@ pub fn run_window(options: WindowOptions) -> Result<(), String> {
                 call_pictures: None,
                 options,
             };
-            let settings = &window.options.settings;
-            window.view.name = settings.name.clone();
-            window.view.set_devices(
-                microphones,
-                speakers,
-                &settings.microphone,
-                &settings.speaker,
-            );
-            window.view.set_cameras(cameras, &settings.camera);
+            window.view.name = window.options.settings.name.clone();
+            window.list_devices();
             window.view.warning = window.options.settings_warning.clone();
             window.show_preview();
             if let Some(offer) = first_offer {
@@ -192,9 +176,32 @@ impl DuetWindow {
                 self.remote = Stream::default();
                 self.call_pictures = None;
                 self.view = self.view.fresh_start();
+                // A camera or headset plugged in during the call is there to pick now.
+                self.list_devices();
                 self.show_preview();
             }
         }
+    }
+
+    /// Fills the pickers with the devices there are now, the saved choices chosen.
+    fn list_devices(&mut self) {
+        let cameras = crate::media::camera::list()
+            .into_iter()
+            .map(|c| view::DeviceChoice {
+                setting: c.name.clone(),
+                label: c.name,
+            })
+            .collect();
+        let microphones = device_choices(crate::media::sound::Direction::Input);
+        let speakers = device_choices(crate::media::sound::Direction::Output);
+        let settings = &self.options.settings;
+        self.view.set_devices(
+            microphones,
+            speakers,
+            &settings.microphone,
+            &settings.speaker,
+        );
+        self.view.set_cameras(cameras, &settings.camera);
     }
 
     /// Remembers what the person chose, off the UI thread.
