@@ -329,8 +329,26 @@ struct NokhwaCamera(nokhwa::Camera);
 
 impl RawPictures for NokhwaCamera {
     fn next_raw(&mut self) -> Result<std::borrow::Cow<'_, [u8]>, String> {
-        self.0.frame_raw().map_err(|e| e.to_string())
+        let camera = &mut self.0;
+        // Moved in (FnOnce), so the picture may borrow the camera past the call.
+        let read = move || {
+            let camera = camera;
+            camera.frame_raw()
+        };
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(read)) {
+            Ok(Ok(raw)) => Ok(raw),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(panic) => Err(format!("the camera library failed: {}", panic_text(&panic))),
+        }
     }
+}
+
+fn panic_text(panic: &Box<dyn std::any::Any + Send>) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic".into())
 }
 
 impl Drop for NokhwaCamera {
@@ -355,7 +373,18 @@ pub struct CameraCapture {
 
 impl CameraCapture {
     /// Opens the camera chosen, in the mode closest to `wanted`, and starts it streaming.
+    /// A panic in the camera library is an error here, not the end of the capture thread.
     pub fn open(choice: &CameraChoice, wanted: Wanted) -> Result<Self, CameraError> {
+        let opened = std::panic::catch_unwind(|| Self::open_unguarded(choice, wanted));
+        opened.unwrap_or_else(|panic| {
+            Err(CameraError::Open {
+                name: choice.setting(),
+                why: format!("the camera library failed: {}", panic_text(&panic)),
+            })
+        })
+    }
+
+    fn open_unguarded(choice: &CameraChoice, wanted: Wanted) -> Result<Self, CameraError> {
         use nokhwa::utils::{RequestedFormat, RequestedFormatType};
         let cameras = list();
         let entry = choice.find(&cameras)?;
