@@ -312,11 +312,19 @@ fn open_device(index: u32, name: &str) -> Result<nokhwa::Camera, CameraError> {
 
 /// The modes camera `entry` offers (for `duet devices`).
 pub fn modes(entry: &CameraEntry) -> Result<Vec<CameraMode>, CameraError> {
-    let mut camera = open_device(entry.index, &entry.name)?;
-    let formats = camera
-        .compatible_camera_formats()
-        .map_err(|e| device_error(&entry.name, e))?;
-    Ok(formats.iter().filter_map(mode_of).collect())
+    let read = || {
+        let mut camera = open_device(entry.index, &entry.name)?;
+        let formats = camera
+            .compatible_camera_formats()
+            .map_err(|e| device_error(&entry.name, e))?;
+        Ok(formats.iter().filter_map(mode_of).collect())
+    };
+    std::panic::catch_unwind(read).unwrap_or_else(|panic| {
+        Err(CameraError::Open {
+            name: entry.name.clone(),
+            why: format!("the camera library failed: {}", panic_text(&panic)),
+        })
+    })
 }
 
 /// A camera that streams: it hands out raw pictures as they come.
