@@ -254,6 +254,7 @@ impl PictureSource {
                 Err(e) => self.fail(e, say),
             }
         }
+        self.pace();
         let now = wall_clock_us();
         let frame = match &mut self.opened {
             Opened::File(reader) => match reader.next_frame(now) {
@@ -266,21 +267,20 @@ impl PictureSource {
             },
             _ => None,
         };
-        let frame = frame.unwrap_or_else(|| self.pattern.next_frame(now));
-        self.pace();
-        frame
+        frame.unwrap_or_else(|| self.pattern.next_frame(now))
     }
 
-    /// Sleeps until the next picture is due; a thread that fell far behind starts the
-    /// cadence afresh rather than bursting to catch up.
+    /// Sleeps until this picture is due, before it is made: a picture is stamped and handed
+    /// on the moment it is made, never held for a period. A thread that fell far behind
+    /// starts the cadence afresh rather than bursting to catch up.
     fn pace(&mut self) {
-        self.next += self.period;
         let now = Instant::now();
         if self.next > now {
             std::thread::sleep(self.next - now);
         } else if now - self.next > self.period * 2 {
             self.next = now;
         }
+        self.next += self.period;
     }
 }
 
@@ -421,6 +421,28 @@ mod tests {
             camera_stamp(&pictures.next_frame(false, &mut |_| {})),
             Some(42_000)
         );
+    }
+
+    #[test]
+    fn a_picture_is_handed_on_as_it_is_made_not_a_period_later() {
+        let wanted = Wanted {
+            width: 160,
+            height: 120,
+            fps: 20,
+        };
+        let mut pictures = PictureSource::open(&VideoSource::Pattern, wanted, &mut |_| {});
+        let started = Instant::now();
+        for _ in 0..4 {
+            let frame = pictures.next_frame(false, &mut |_| {});
+            let age_ms = (wall_clock_us().saturating_sub(frame.capture_time_us)) / 1000;
+            // The period is 50 ms: a picture made and then paced would be that old.
+            assert!(
+                age_ms < 25,
+                "the picture was {age_ms} ms old when handed on"
+            );
+        }
+        // Still paced: four pictures take three periods.
+        assert!(started.elapsed() >= Duration::from_millis(140));
     }
 
     #[test]
