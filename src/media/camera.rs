@@ -5,6 +5,10 @@
 //! can hand over a short buffer, and that must be a dropped picture, never a panic.
 
 use crate::media::frame::{VideoFrame, wall_clock_us};
+use crate::media::mailbox::Mailbox;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 use yuvutils_rs::{YuvConversionMode, YuvPlanarImageMut, YuvRange, YuvStandardMatrix};
 
 /// How a camera lays out its pictures.
@@ -371,96 +375,214 @@ impl Drop for NokhwaCamera {
 /// camera) mean the camera is not giving pictures.
 const BROKEN_IN_A_ROW: u32 = 30;
 
-/// An open camera, streaming in its chosen mode.
-pub struct CameraCapture {
-    device: Box<dyn RawPictures>,
+/// How long a streaming camera may go without a picture before it counts as stopped (a
+/// camera in the dark still gives several a second).
+const STALLED: Duration = Duration::from_secs(3);
+/// How long the first picture may take (some cameras settle their exposure first).
+const FIRST_PICTURE: Duration = Duration::from_secs(5);
+/// How long opening a camera may take.
+const OPENING: Duration = Duration::from_secs(10);
+
+/// A camera just opened on its own thread: where its raw pictures come from, and how.
+pub struct Streaming {
+    pub device: Box<dyn RawPictures>,
     pub mode: CameraMode,
     pub name: String,
-    broken_in_a_row: u32,
+}
+
+/// A camera streaming in its chosen mode on a thread of its own, the camera's thread: it
+/// waits on the device, converts each picture as it comes and leaves the newest in a
+/// one-slot mailbox. The capture loop waits there with a limit, so a camera that hangs in
+/// its driver is noticed (and left to its thread) instead of freezing the call's picture.
+pub struct CameraCapture {
+    pictures: Arc<Mailbox<Result<VideoFrame, CameraError>>>,
+    running: Arc<AtomicBool>,
+    pub mode: CameraMode,
+    pub name: String,
+    seen_one: bool,
+    pub(crate) first_wait: Duration,
+    pub(crate) stall_wait: Duration,
 }
 
 impl CameraCapture {
     /// Opens the camera chosen, in the mode closest to `wanted`, and starts it streaming.
     /// A panic in the camera library is an error here, not the end of the capture thread.
     pub fn open(choice: &CameraChoice, wanted: Wanted) -> Result<Self, CameraError> {
-        let opened = std::panic::catch_unwind(|| Self::open_unguarded(choice, wanted));
-        opened.unwrap_or_else(|panic| {
-            Err(CameraError::Open {
-                name: choice.setting(),
-                why: format!("the camera library failed: {}", panic_text(&panic)),
+        let choice = choice.clone();
+        let label = format!("camera {}", choice.setting());
+        Self::start(label, move || {
+            std::panic::catch_unwind(|| open_streaming(&choice, wanted)).unwrap_or_else(|panic| {
+                Err(CameraError::Open {
+                    name: choice.setting(),
+                    why: format!("the camera library failed: {}", panic_text(&panic)),
+                })
             })
         })
     }
 
-    fn open_unguarded(choice: &CameraChoice, wanted: Wanted) -> Result<Self, CameraError> {
-        use nokhwa::utils::{RequestedFormat, RequestedFormatType};
-        let cameras = list();
-        let entry = choice.find(&cameras)?;
-        let name = entry.name.clone();
-        let mut camera = open_device(entry.index, &name)?;
-        let offered: Vec<CameraMode> = camera
-            .compatible_camera_formats()
-            .map_err(|e| device_error(&name, e))?
-            .iter()
-            .filter_map(mode_of)
-            .collect();
-        let mode = choose_mode(&offered, wanted).ok_or_else(|| CameraError::NoUsableFormat {
-            name: name.clone(),
-            formats: offered
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join(", "),
-        })?;
-        let exact =
-            RequestedFormat::with_formats(RequestedFormatType::Exact(format_of(mode)), &USABLE);
-        camera
-            .set_camera_requset(exact)
-            .map_err(|e| device_error(&name, e))?;
-        camera.open_stream().map_err(|e| device_error(&name, e))?;
-        Ok(Self::with_device(
-            Box::new(NokhwaCamera(camera)),
-            mode,
-            name,
-        ))
+    /// A camera from any source of raw pictures (tests replay pictures through this).
+    pub fn with_device(
+        device: Box<dyn RawPictures + Send>,
+        mode: CameraMode,
+        name: String,
+    ) -> Result<Self, CameraError> {
+        Self::start(name.clone(), move || Ok(Streaming { device, mode, name }))
     }
 
-    /// A camera from any source of raw pictures (tests replay pictures through this).
-    pub fn with_device(device: Box<dyn RawPictures>, mode: CameraMode, name: String) -> Self {
-        Self {
-            device,
-            mode,
-            name,
-            broken_in_a_row: 0,
+    /// Starts the camera's thread: `open` runs there (a V4L camera stays on the thread that
+    /// opened it), then pictures are read until this is dropped or the camera fails.
+    pub fn start(
+        label: String,
+        open: impl FnOnce() -> Result<Streaming, CameraError> + Send + 'static,
+    ) -> Result<Self, CameraError> {
+        let (opened_tx, opened_rx) = std::sync::mpsc::sync_channel(1);
+        let pictures = Arc::new(Mailbox::new());
+        let running = Arc::new(AtomicBool::new(true));
+        let (out, alive) = (pictures.clone(), running.clone());
+        std::thread::Builder::new()
+            .name("camera".into())
+            .spawn(move || {
+                let Streaming {
+                    mut device,
+                    mode,
+                    name,
+                } = match open() {
+                    Ok(streaming) => streaming,
+                    Err(e) => {
+                        let _ = opened_tx.send(Err(e));
+                        return;
+                    }
+                };
+                if opened_tx.send(Ok((mode, name.clone()))).is_err() {
+                    return;
+                }
+                let mut broken_in_a_row = 0;
+                while alive.load(Ordering::Relaxed) {
+                    let picture = read_picture(device.as_mut(), mode, &name, &mut broken_in_a_row);
+                    let failed = picture.is_err();
+                    out.put(picture);
+                    if failed {
+                        break;
+                    }
+                }
+            })
+            .map_err(|e| CameraError::Open {
+                name: label.clone(),
+                why: format!("no thread for it: {e}"),
+            })?;
+        match opened_rx.recv_timeout(OPENING) {
+            Ok(Ok((mode, name))) => Ok(Self {
+                pictures,
+                running,
+                mode,
+                name,
+                seen_one: false,
+                first_wait: FIRST_PICTURE,
+                stall_wait: STALLED,
+            }),
+            Ok(Err(e)) => Err(e),
+            Err(_) => {
+                running.store(false, Ordering::Relaxed);
+                Err(CameraError::Open {
+                    name: label,
+                    why: format!("it did not open within {} s", OPENING.as_secs()),
+                })
+            }
         }
     }
 
-    /// The next picture as I420, stamped with when it came; waits for the camera. A broken
-    /// picture is dropped; a camera that fails, or gives only broken pictures, is an error.
+    /// The next picture as I420, stamped with when it came; waits for the camera, but not
+    /// for ever. A broken picture is dropped; a camera that fails, gives only broken
+    /// pictures or none at all is an error.
     pub fn next_frame(&mut self) -> Result<VideoFrame, CameraError> {
-        let (width, height) = (self.mode.width as usize, self.mode.height as usize);
-        loop {
-            let stopped = |why: String| CameraError::Stopped {
+        let wait = if self.seen_one {
+            self.stall_wait
+        } else {
+            self.first_wait
+        };
+        match self.pictures.take_timeout(wait) {
+            Some(Ok(frame)) => {
+                self.seen_one = true;
+                Ok(frame)
+            }
+            Some(Err(e)) => Err(e),
+            None => Err(CameraError::Stopped {
                 name: self.name.clone(),
-                why,
-            };
-            let raw = self.device.next_raw().map_err(stopped)?;
-            match to_i420(self.mode.layout, &raw, width, height, wall_clock_us()) {
-                Ok(frame) => {
-                    self.broken_in_a_row = 0;
-                    return Ok(frame);
+                why: format!("no picture came for {:.1} s", wait.as_secs_f64()),
+            }),
+        }
+    }
+}
+
+impl Drop for CameraCapture {
+    /// The camera's thread lets the device go after the picture it waits for.
+    fn drop(&mut self) {
+        self.running.store(false, Ordering::Relaxed);
+    }
+}
+
+/// Opens the camera chosen, on the calling thread, in the mode closest to `wanted`.
+fn open_streaming(choice: &CameraChoice, wanted: Wanted) -> Result<Streaming, CameraError> {
+    use nokhwa::utils::{RequestedFormat, RequestedFormatType};
+    let cameras = list();
+    let entry = choice.find(&cameras)?;
+    let name = entry.name.clone();
+    let mut camera = open_device(entry.index, &name)?;
+    let offered: Vec<CameraMode> = camera
+        .compatible_camera_formats()
+        .map_err(|e| device_error(&name, e))?
+        .iter()
+        .filter_map(mode_of)
+        .collect();
+    let mode = choose_mode(&offered, wanted).ok_or_else(|| CameraError::NoUsableFormat {
+        name: name.clone(),
+        formats: offered
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(", "),
+    })?;
+    let exact = RequestedFormat::with_formats(RequestedFormatType::Exact(format_of(mode)), &USABLE);
+    camera
+        .set_camera_requset(exact)
+        .map_err(|e| device_error(&name, e))?;
+    camera.open_stream().map_err(|e| device_error(&name, e))?;
+    Ok(Streaming {
+        device: Box::new(NokhwaCamera(camera)),
+        mode,
+        name,
+    })
+}
+
+/// One picture from `device` as I420, stamped with when it came. A broken picture is
+/// dropped and the next one read; so many in a row, or a failing device, is an error.
+fn read_picture(
+    device: &mut dyn RawPictures,
+    mode: CameraMode,
+    name: &str,
+    broken_in_a_row: &mut u32,
+) -> Result<VideoFrame, CameraError> {
+    let (width, height) = (mode.width as usize, mode.height as usize);
+    let stopped = |why: String| CameraError::Stopped {
+        name: name.to_owned(),
+        why,
+    };
+    loop {
+        let raw = device.next_raw().map_err(stopped)?;
+        match to_i420(mode.layout, &raw, width, height, wall_clock_us()) {
+            Ok(frame) => {
+                *broken_in_a_row = 0;
+                return Ok(frame);
+            }
+            Err(e) => {
+                drop(raw);
+                *broken_in_a_row += 1;
+                if *broken_in_a_row >= BROKEN_IN_A_ROW {
+                    return Err(stopped(format!(
+                        "{e} ({broken_in_a_row} broken pictures in a row)"
+                    )));
                 }
-                Err(e) => {
-                    drop(raw);
-                    self.broken_in_a_row += 1;
-                    if self.broken_in_a_row >= BROKEN_IN_A_ROW {
-                        return Err(stopped(format!(
-                            "{e} ({} broken pictures in a row)",
-                            self.broken_in_a_row
-                        )));
-                    }
-                    tracing::debug!("dropped a camera picture: {e}");
-                }
+                tracing::debug!("dropped a camera picture: {e}");
             }
         }
     }
@@ -820,13 +942,15 @@ mod tests {
         assert_eq!(CameraChoice::parse(" 3 ").setting(), "3");
     }
 
-    /// A camera replayed from buffers: what a V4L device would hand over, then a failure
-    /// (as when it is unplugged). This machine has no camera and cannot load v4l2loopback,
-    /// so the device side of nokhwa is not exercised here; everything after it is.
+    /// A camera replayed from buffers, one every 20 ms as a V4L device hands them over,
+    /// then a failure (as when it is unplugged). This machine has no camera and cannot load
+    /// v4l2loopback, so the device side of nokhwa is not exercised here; everything after
+    /// it is.
     struct Replayed(std::collections::VecDeque<Vec<u8>>);
 
     impl RawPictures for Replayed {
         fn next_raw(&mut self) -> Result<std::borrow::Cow<'_, [u8]>, String> {
+            std::thread::sleep(Duration::from_millis(20));
             self.0
                 .pop_front()
                 .map(std::borrow::Cow::Owned)
@@ -834,37 +958,73 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_camera_drops_broken_pictures_and_says_when_it_stops() {
-        let good = nv12_of(&reference());
-        let pictures = vec![good.clone(), vec![0; 10], good.clone()];
-        let mut camera = CameraCapture::with_device(
+    fn replaying(pictures: Vec<Vec<u8>>) -> CameraCapture {
+        CameraCapture::with_device(
             Box::new(Replayed(pictures.into())),
             mode(PixelLayout::Nv12, 320, 240, 30),
             "Test Cam".into(),
-        );
+        )
+        .expect("the camera's thread starts")
+    }
+
+    #[test]
+    fn a_camera_drops_broken_pictures_and_says_when_it_stops() {
+        let good = nv12_of(&reference());
+        let mut camera = replaying(vec![good.clone(), vec![0; 10], good]);
         let before = wall_clock_us();
-        let first = camera.next_frame().expect("a picture");
-        assert!(first.capture_time_us >= before);
-        assert_eq!(
-            read_frame_stamp(&first).map(|s| s.capture_time_ms),
-            Some(123_456)
-        );
-        // The short one is dropped, the next good one comes.
-        assert!(camera.next_frame().is_ok());
-        let stopped = camera.next_frame().expect_err("unplugged").to_string();
+        let mut pictures = Vec::new();
+        let stopped = loop {
+            match camera.next_frame() {
+                Ok(frame) => pictures.push(frame),
+                Err(e) => break e.to_string(),
+            }
+        };
+        // The short one was dropped: good pictures came (only the newest, had the test
+        // been too slow for one), then the reason it stopped.
+        assert!((1..=2).contains(&pictures.len()), "{}", pictures.len());
+        for picture in &pictures {
+            assert!(picture.capture_time_us >= before);
+            assert_eq!(
+                read_frame_stamp(picture).map(|s| s.capture_time_ms),
+                Some(123_456)
+            );
+        }
         assert!(
             stopped.contains("Test Cam") && stopped.contains("unplugged"),
             "{stopped}"
         );
         // Only broken pictures: an error, not a wait for ever.
-        let mut broken = CameraCapture::with_device(
-            Box::new(Replayed(vec![vec![1; 10]; 40].into())),
-            mode(PixelLayout::Nv12, 320, 240, 30),
-            "Test Cam".into(),
-        );
+        let mut broken = replaying(vec![vec![1; 10]; 40]);
         let error = broken.next_frame().expect_err("broken").to_string();
         assert!(error.contains("30 broken pictures in a row"), "{error}");
+    }
+
+    /// A camera that hangs in its driver: the read never returns (here, not for 30 s).
+    struct Hung;
+
+    impl RawPictures for Hung {
+        fn next_raw(&mut self) -> Result<std::borrow::Cow<'_, [u8]>, String> {
+            std::thread::sleep(Duration::from_secs(30));
+            Err("woke up".into())
+        }
+    }
+
+    #[test]
+    fn a_camera_that_hangs_is_noticed_not_waited_for() {
+        let mut camera = CameraCapture::with_device(
+            Box::new(Hung),
+            mode(PixelLayout::Mjpeg, 640, 480, 30),
+            "Test Cam".into(),
+        )
+        .expect("the camera's thread starts");
+        camera.first_wait = Duration::from_millis(300);
+        let started = std::time::Instant::now();
+        let error = camera.next_frame().expect_err("no picture").to_string();
+        assert!(started.elapsed() < Duration::from_secs(2));
+        assert!(
+            error.contains("Test Cam") && error.contains("no picture came for 0.3 s"),
+            "{error}"
+        );
     }
 
     #[test]
