@@ -84,6 +84,7 @@ pub fn run_window(options: WindowOptions) -> Result<(), String> {
                 local: Stream::default(),
                 preview: None,
                 call_pictures: None,
+                device_lists: None,
                 options,
             };
             window.view.name = window.options.settings.name.clone();
@@ -143,6 +144,31 @@ struct DuetWindow {
     call_pictures: Option<Arc<Mailbox<VideoFrame>>>,
     /// Print our token on stdout (the window was started with an offer to answer).
     print_token: bool,
+    /// The device lists being made aside, if they are.
+    device_lists: Option<std::sync::mpsc::Receiver<DeviceLists>>,
+}
+
+/// The devices the pickers offer.
+struct DeviceLists {
+    cameras: Vec<view::DeviceChoice>,
+    microphones: Vec<view::DeviceChoice>,
+    speakers: Vec<view::DeviceChoice>,
+}
+
+impl DeviceLists {
+    fn now() -> Self {
+        Self {
+            cameras: crate::media::camera::list()
+                .into_iter()
+                .map(|c| view::DeviceChoice {
+                    setting: c.name.clone(),
+                    label: c.name,
+                })
+                .collect(),
+            microphones: device_choices(crate::media::sound::Direction::Input),
+            speakers: device_choices(crate::media::sound::Direction::Output),
+        }
+    }
 }
 
 impl DuetWindow {
@@ -176,32 +202,49 @@ impl DuetWindow {
                 self.remote = Stream::default();
                 self.call_pictures = None;
                 self.view = self.view.fresh_start();
-                // A camera or headset plugged in during the call is there to pick now.
-                self.list_devices();
                 self.show_preview();
+                // A camera or headset plugged in during the call is there to pick soon.
+                self.list_devices_aside();
             }
         }
     }
 
-    /// Fills the pickers with the devices there are now, the saved choices chosen.
+    /// Fills the pickers with the devices there are now, the saved choices chosen. (At
+    /// start, before the first frame: the window has nothing to show yet.)
     fn list_devices(&mut self) {
-        let cameras = crate::media::camera::list()
-            .into_iter()
-            .map(|c| view::DeviceChoice {
-                setting: c.name.clone(),
-                label: c.name,
-            })
-            .collect();
-        let microphones = device_choices(crate::media::sound::Direction::Input);
-        let speakers = device_choices(crate::media::sound::Direction::Output);
+        self.show_devices(DeviceLists::now());
+    }
+
+    /// Lists the devices on a thread of its own (a sound server or a camera driver can be
+    /// slow to answer; the window must not wait); `poll` shows them when they come.
+    fn list_devices_aside(&mut self) {
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        let ctx = self.ctx.clone();
+        let spawned = std::thread::Builder::new()
+            .name("device-list".into())
+            .spawn(move || {
+                let _ = tx.send(DeviceLists::now());
+                ctx.request_repaint();
+            });
+        match spawned {
+            Ok(_) => self.device_lists = Some(rx),
+            Err(e) => tracing::warn!("the device lists are not refreshed: {e}"),
+        }
+    }
+
+    fn show_devices(&mut self, lists: DeviceLists) {
         let settings = &self.options.settings;
         self.view.set_devices(
-            microphones,
-            speakers,
+            lists.microphones,
+            lists.speakers,
             &settings.microphone,
             &settings.speaker,
         );
-        self.view.set_cameras(cameras, &settings.camera);
+        let camera = self.view.camera.clone();
+        self.view.set_cameras(lists.cameras, &settings.camera);
+        if self.view.camera != camera && self.preview.is_some() {
+            self.show_preview();
+        }
     }
 
     /// Remembers what the person chose, off the UI thread.
@@ -276,6 +319,10 @@ impl DuetWindow {
     }
 
     fn poll(&mut self) {
+        if let Some(Ok(lists)) = self.device_lists.as_ref().map(|rx| rx.try_recv()) {
+            self.device_lists = None;
+            self.show_devices(lists);
+        }
         if let Some(preview) = &self.preview {
             self.view.camera_note = preview.note();
         }
