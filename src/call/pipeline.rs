@@ -1,7 +1,8 @@
-//! The media threads of a call. Sending: capture (pattern or tone) on its own thread, a
-//! one-slot mailbox, the encoder on its own thread, a short bounded queue to the network
-//! task. Receiving: the network task hands whole frames or packets through bounded queues to
-//! decoder threads, which read the stamps and marks back. No queue in the path is unbounded.
+//! The media threads of a call. Sending: capture (camera, file or pattern; microphone,
+//! file or tone) on its own thread, a one-slot mailbox, the encoder on its own thread, a
+//! short bounded queue to the network task. Receiving: the network task hands whole frames
+//! or packets through bounded queues to decoder threads, which read the stamps and marks
+//! back. No queue in the path is unbounded.
 
 use crate::codec::{H264Decoder, H264Encoder, OpusDecoder, OpusEncoder, VideoEncoderSettings};
 use crate::media::echo::{AudioProcessor, ProcessingSwitches};
@@ -188,8 +189,8 @@ impl SendPipeline {
         let (running, slot, counters) =
             (self.running.clone(), mailbox.clone(), self.counters.clone());
         self.threads.extend(spawn_named("video-capture", move || {
-            // The camera's own thread: it waits on the device, and the pattern or a file
-            // stands in when there is none.
+            // Pictures as they come from the camera's own thread, or the pattern or a file
+            // at their rate; the pattern stands in for a camera that is not there.
             let mut say = |text: String| note(&notes, text);
             let mut source = PictureSource::open(&camera, wanted, &mut say);
             while running.load(Ordering::Relaxed) {
@@ -456,9 +457,9 @@ impl SendPipeline {
         }));
     }
 
-    /// Stops capture and encoding and waits for the threads, but not for ever: a camera
-    /// that stopped delivering leaves its thread waiting on the device, and hanging up must
-    /// not wait with it.
+    /// Stops capture and encoding and waits for the threads, but not for ever: hanging up
+    /// must not wait on a camera that stopped delivering (the capture loop waits up to a
+    /// few seconds for its next picture).
     pub fn stop(self) {
         self.running.store(false, Ordering::Relaxed);
         let deadline = Instant::now() + Duration::from_secs(2);

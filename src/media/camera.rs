@@ -1,4 +1,7 @@
-//! Camera pictures to I420, the one layout the encoder takes. Cameras deliver YUYV (4:2:2
+//! Cameras: listed and opened through nokhwa (Video4Linux on Linux) in the mode closest to
+//! what the call asks for, each streaming on a thread of its own ([`CameraCapture`]).
+//!
+//! Their pictures go to I420, the one layout the encoder takes. Cameras deliver YUYV (4:2:2
 //! packed), NV12 (4:2:0 with interleaved chroma) or MJPEG. YUYV and NV12 are repacked
 //! (no colour arithmetic is needed); MJPEG is decoded with zune-jpeg and its RGB converted
 //! with yuvutils-rs. Each buffer is checked first to hold what its size says: a camera
