@@ -141,7 +141,7 @@ mod tests {
             }],
             ..Settings::default()
         };
-        save(&settings, &path).expect("save");
+        save(&settings, &path).expect("save"); // test: a panic is the failure
         assert_eq!(load(&path), (settings, None));
     }
 
@@ -157,15 +157,15 @@ mod tests {
     fn corrupt_settings_file_gives_defaults_and_a_warning() {
         let path = scratch("corrupt");
         for junk in ["name = \"unterminated", "name = 5", "\u{0}\u{1}garbage[[["] {
-            std::fs::write(&path, junk).expect("write");
+            std::fs::write(&path, junk).expect("write"); // test: a panic is the failure
             let (settings, warning) = load(&path);
             assert_eq!(settings, Settings::default());
-            let warning = warning.expect("a warning");
+            let warning = warning.expect("a warning"); // test: a panic is the failure
             assert!(warning.contains("settings.toml"), "{warning}");
             assert!(warning.contains("using the defaults"), "{warning}");
         }
         // A file with only some settings keeps the others at their defaults.
-        std::fs::write(&path, "name = \"Grace\"\nunknown = 1\n").expect("write");
+        std::fs::write(&path, "name = \"Grace\"\nunknown = 1\n").expect("write"); // test: a panic is the failure
         let (settings, warning) = load(&path);
         assert_eq!(warning, None);
         assert_eq!(settings.name, "Grace");

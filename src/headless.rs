@@ -381,7 +381,7 @@ mod tests {
             read_token(line.as_bytes(), SdpKind::Offer).await,
             Ok(token.clone())
         );
-        let json = serde_json::to_string_pretty(&token).expect("json");
+        let json = serde_json::to_string_pretty(&token).expect("json"); // test: a panic is the failure
         assert_eq!(
             read_token(json.as_bytes(), SdpKind::Offer).await,
             Ok(token.clone())
@@ -389,7 +389,7 @@ mod tests {
         let raw = format!("{}\n\nnext", sdp.replace("\r\n", "\n"));
         let parsed = read_token(raw.as_bytes(), SdpKind::Offer)
             .await
-            .expect("sdp");
+            .expect("sdp"); // test: a panic is the failure
         assert_eq!(parsed.kind, SdpKind::Offer);
         assert_eq!(
             read_token(&b""[..], SdpKind::Offer).await,

@@ -211,13 +211,13 @@ mod tests {
             bitrate_bps: 300_000,
             fps: 30.0,
         };
-        let mut encoder = H264Encoder::new(settings).expect("encoder");
-        let mut decoder = H264Decoder::new().expect("decoder");
+        let mut encoder = H264Encoder::new(settings).expect("encoder"); // test: a panic is the failure
+        let mut decoder = H264Decoder::new().expect("decoder"); // test: a panic is the failure
         let mut pattern = StampedPattern::new(640, 480);
         let (mut read, mut skipped) = (0, 0);
         for i in 0..60u64 {
             let frame = pattern.next_frame(1_000_000 + i * 33_333);
-            let encoded = encoder.encode(&frame).expect("encode");
+            let encoded = encoder.encode(&frame).expect("encode"); // test: a panic is the failure
             if encoded.data.is_empty() {
                 skipped += 1; // the rate controller held the bitrate
                 continue;
@@ -227,8 +227,9 @@ mod tests {
                 i == 0,
                 "only the first frame is a keyframe"
             );
-            if let Some(decoded) = decoder.decode(&encoded.data, 0).expect("decode") {
-                let stamp = read_frame_stamp(&decoded).expect("stamp after decode");
+            let decoded = decoder.decode(&encoded.data, 0).expect("decode"); // test: a panic is the failure
+            if let Some(decoded) = decoded {
+                let stamp = read_frame_stamp(&decoded).expect("stamp after decode"); // test: a panic is the failure
                 assert_eq!(stamp.frame_number as u64, i);
                 assert_eq!(stamp.capture_time_ms, (1_000_000 + i * 33_333) / 1000);
                 read += 1;
@@ -248,14 +249,14 @@ mod tests {
             bitrate_bps: 500_000,
             fps: 30.0,
         };
-        let mut encoder = H264Encoder::new(settings).expect("encoder");
+        let mut encoder = H264Encoder::new(settings).expect("encoder"); // test: a panic is the failure
         let mut pattern = StampedPattern::new(320, 240);
         for _ in 0..3 {
-            encoder.encode(&pattern.next_frame(0)).expect("encode");
+            encoder.encode(&pattern.next_frame(0)).expect("encode"); // test: a panic is the failure
         }
-        encoder.set_bitrate(200_000).expect("bitrate");
+        encoder.set_bitrate(200_000).expect("bitrate"); // test: a panic is the failure
         encoder.request_keyframe();
-        let idr = encoder.encode(&pattern.next_frame(0)).expect("encode");
+        let idr = encoder.encode(&pattern.next_frame(0)).expect("encode"); // test: a panic is the failure
         assert!(idr.keyframe);
         // SPS (7) and PPS (8) ride with every IDR.
         let types = nal_types(&idr.data);
@@ -264,7 +265,7 @@ mod tests {
 
     #[test]
     fn garbage_does_not_panic_the_decoder() {
-        let mut decoder = H264Decoder::new().expect("decoder");
+        let mut decoder = H264Decoder::new().expect("decoder"); // test: a panic is the failure
         let _ = decoder.decode(&[0, 0, 0, 1, 0x65, 1, 2, 3, 4, 5], 0);
         let _ = decoder.decode(&[0xff; 300], 0);
         let _ = decoder.decode(&[], 0);

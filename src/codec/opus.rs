@@ -89,18 +89,18 @@ mod tests {
 
     #[test]
     fn tone_and_marks_read_back_after_opus() {
-        let mut encoder = OpusEncoder::new(24_000).expect("encoder");
-        let mut decoder = OpusDecoder::new().expect("decoder");
+        let mut encoder = OpusEncoder::new(24_000).expect("encoder"); // test: a panic is the failure
+        let mut decoder = OpusDecoder::new().expect("decoder"); // test: a panic is the failure
         let mut tone = StampedTone::new(440.0);
         let mut analyzer = ToneAnalyzer::new();
         for _ in 0..250 {
             let frame = tone.next_frame(5_000_000);
-            let packet = encoder.encode(&frame.samples).expect("encode");
+            let packet = encoder.encode(&frame.samples).expect("encode"); // test: a panic is the failure
             assert!(packet.len() < 400);
-            let samples = decoder.decode(&packet).expect("decode").to_vec();
+            let samples = decoder.decode(&packet).expect("decode").to_vec(); // test: a panic is the failure
             analyzer.push(&samples, frame.capture_time_us + 50_000);
         }
-        let f = analyzer.dominant_frequency().expect("tone");
+        let f = analyzer.dominant_frequency().expect("tone"); // test: a panic is the failure
         assert!((f - 440.0).abs() <= 2.0, "{f}");
         let marks = analyzer.mark_latencies_ms();
         assert!(marks.len() >= 7, "{marks:?}");
@@ -112,11 +112,11 @@ mod tests {
 
     #[test]
     fn garbage_and_loss_do_not_panic_the_decoder() {
-        let mut decoder = OpusDecoder::new().expect("decoder");
+        let mut decoder = OpusDecoder::new().expect("decoder"); // test: a panic is the failure
         let _ = decoder.decode(&[0xff; 50]);
         let _ = decoder.decode(&[]);
         assert_eq!(
-            decoder.recover(None).expect("plc").len(),
+            decoder.recover(None).expect("plc").len(), // test: a panic is the failure
             AUDIO_FRAME_SAMPLES
         );
     }

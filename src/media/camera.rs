@@ -789,7 +789,7 @@ mod tests {
         // The reference picture as a camera would send it: 4:2:2 packed, chroma doubled.
         let (w, h) = (original.width, original.height);
         let yuyv = yuyv_of(&original);
-        let frame = to_i420(PixelLayout::Yuyv, &yuyv, w, h, 1).expect("convert");
+        let frame = to_i420(PixelLayout::Yuyv, &yuyv, w, h, 1).expect("convert"); // test: a panic is the failure
         assert_eq!(frame.y(), original.y());
         let chroma_error = frame
             .u()
@@ -806,7 +806,7 @@ mod tests {
     fn nv12_from_a_camera_becomes_the_same_picture() {
         let original = reference();
         let nv12 = nv12_of(&original);
-        let frame = to_i420(PixelLayout::Nv12, &nv12, 320, 240, 1).expect("convert");
+        let frame = to_i420(PixelLayout::Nv12, &nv12, 320, 240, 1).expect("convert"); // test: a panic is the failure
         assert_eq!(frame.data, original.data);
     }
 
@@ -814,7 +814,7 @@ mod tests {
     fn mjpeg_from_a_camera_keeps_its_stamp() {
         let original = reference();
         let jpeg = jpeg_of(&original);
-        let frame = to_i420(PixelLayout::Mjpeg, &jpeg, 0, 0, 7).expect("convert");
+        let frame = to_i420(PixelLayout::Mjpeg, &jpeg, 0, 0, 7).expect("convert"); // test: a panic is the failure
         assert_eq!(
             (frame.width, frame.height, frame.capture_time_us),
             (320, 240, 7)
@@ -824,7 +824,7 @@ mod tests {
             "{}",
             luma_psnr(&frame, &original)
         );
-        let stamp = read_frame_stamp(&frame).expect("stamp after JPEG");
+        let stamp = read_frame_stamp(&frame).expect("stamp after JPEG"); // test: a panic is the failure
         assert_eq!(stamp.capture_time_ms, 123_456);
     }
 
@@ -967,7 +967,7 @@ mod tests {
             mode(PixelLayout::Nv12, 320, 240, 30),
             "Test Cam".into(),
         )
-        .expect("the camera's thread starts")
+        .expect("the camera's thread starts") // test: a panic is the failure
     }
 
     #[test]
@@ -1019,7 +1019,7 @@ mod tests {
             mode(PixelLayout::Mjpeg, 640, 480, 30),
             "Test Cam".into(),
         )
-        .expect("the camera's thread starts");
+        .expect("the camera's thread starts"); // test: a panic is the failure
         camera.first_wait = Duration::from_millis(300);
         let started = std::time::Instant::now();
         let error = camera.next_frame().expect_err("no picture").to_string();
@@ -1048,7 +1048,7 @@ mod tests {
         }
         stripped.extend_from_slice(&jpeg[at..]);
         assert!(stripped.len() < jpeg.len(), "the test JPEG had no DHT");
-        let frame = to_i420(PixelLayout::Mjpeg, &stripped, 0, 0, 1).expect("convert");
+        let frame = to_i420(PixelLayout::Mjpeg, &stripped, 0, 0, 1).expect("convert"); // test: a panic is the failure
         assert!(luma_psnr(&frame, &original) > 30.0);
     }
 }

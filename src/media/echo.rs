@@ -129,7 +129,7 @@ mod tests {
                 noise_suppression: false,
                 gain_control: false,
             };
-            let (mut render, mut capture) = AudioProcessor::new(switches).expect("processor");
+            let (mut render, mut capture) = AudioProcessor::new(switches).expect("processor"); // test: a panic is the failure
             let mut last = Vec::new();
             // Four seconds: the microphone hears what was played 30 ms earlier, half as loud.
             let delay = 1440;

@@ -250,43 +250,43 @@ mod tests {
     #[test]
     fn a_y4m_file_holds_stamped_frames() {
         let mut pattern = StampedPattern::new(64, 48);
-        let mut writer = Y4mWriter::new(Vec::new(), 64, 48, 30).expect("header");
+        let mut writer = Y4mWriter::new(Vec::new(), 64, 48, 30).expect("header"); // test: a panic is the failure
         for _ in 0..2 {
             writer
                 .write_frame(&pattern.next_frame(5_000_000))
-                .expect("frame");
+                .expect("frame"); // test: a panic is the failure
         }
-        let bytes = writer.finish().expect("finish");
-        let header_end = bytes.iter().position(|&b| b == b'\n').expect("header line") + 1;
+        let bytes = writer.finish().expect("finish"); // test: a panic is the failure
+        let header_end = bytes.iter().position(|&b| b == b'\n').expect("header line") + 1; // test: a panic is the failure
         assert_eq!(
             &bytes[..header_end],
             b"YUV4MPEG2 W64 H48 F30:1 Ip A1:1 C420jpeg\n"
         );
         let frame_len = 64 * 48 * 3 / 2;
         let second = header_end + 6 + frame_len + 6;
-        let stamp = read_stamp(&bytes[second..second + 64 * 48], 64, 48, 64).expect("stamp");
+        let stamp = read_stamp(&bytes[second..second + 64 * 48], 64, 48, 64).expect("stamp"); // test: a panic is the failure
         assert_eq!(stamp.frame_number, 1);
     }
 
     #[test]
     fn a_y4m_file_plays_back_looped_and_junk_is_refused() {
         let dir = std::env::temp_dir().join(format!("duet-y4m-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("dir");
+        std::fs::create_dir_all(&dir).expect("dir"); // test: a panic is the failure
         let path = dir.join("two.y4m");
         let mut pattern = StampedPattern::new(64, 48);
-        let file = std::fs::File::create(&path).expect("create");
-        let mut writer = Y4mWriter::new(file, 64, 48, 15).expect("header");
+        let file = std::fs::File::create(&path).expect("create"); // test: a panic is the failure
+        let mut writer = Y4mWriter::new(file, 64, 48, 15).expect("header"); // test: a panic is the failure
         for _ in 0..2 {
-            writer.write_frame(&pattern.next_frame(1)).expect("frame");
+            writer.write_frame(&pattern.next_frame(1)).expect("frame"); // test: a panic is the failure
         }
-        writer.finish().expect("finish");
-        let mut reader = Y4mReader::open(&path).expect("open");
+        writer.finish().expect("finish"); // test: a panic is the failure
+        let mut reader = Y4mReader::open(&path).expect("open"); // test: a panic is the failure
         assert_eq!((reader.width, reader.height, reader.fps), (64, 48, 15.0));
         let numbers: Vec<u32> = (0..5)
             .map(|_| {
-                let frame = reader.next_frame(7).expect("frame");
+                let frame = reader.next_frame(7).expect("frame"); // test: a panic is the failure
                 read_stamp(frame.y(), 64, 48, 64)
-                    .expect("stamp")
+                    .expect("stamp") // test: a panic is the failure
                     .frame_number
             })
             .collect();
@@ -296,38 +296,38 @@ mod tests {
             b"YUV4MPEG2 W64 H48 C444\n",
             b"YUV4MPEG2 W99999 H99999\n",
         ] {
-            std::fs::write(&path, junk).expect("write");
+            std::fs::write(&path, junk).expect("write"); // test: a panic is the failure
             assert!(matches!(
                 Y4mReader::open(&path),
                 Err(FileError::BadY4m { .. })
             ));
         }
-        std::fs::write(&path, b"YUV4MPEG2 W64 H48\nFRAME\nshort").expect("write");
-        let mut cut = Y4mReader::open(&path).expect("header is fine");
+        std::fs::write(&path, b"YUV4MPEG2 W64 H48\nFRAME\nshort").expect("write"); // test: a panic is the failure
+        let mut cut = Y4mReader::open(&path).expect("header is fine"); // test: a panic is the failure
         assert!(cut.next_frame(0).is_err());
     }
 
     #[test]
     fn a_wav_file_reads_back_as_mono_and_junk_is_refused() {
         let dir = std::env::temp_dir().join(format!("duet-wav-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("dir");
+        std::fs::create_dir_all(&dir).expect("dir"); // test: a panic is the failure
         let path = dir.join("three.wav");
         let mut bytes = Vec::new();
-        write_wav(&mut bytes, &[0, 16384, -16384]).expect("wav");
-        std::fs::write(&path, &bytes).expect("write");
-        let (samples, rate) = read_wav(&path).expect("read");
+        write_wav(&mut bytes, &[0, 16384, -16384]).expect("wav"); // test: a panic is the failure
+        std::fs::write(&path, &bytes).expect("write"); // test: a panic is the failure
+        let (samples, rate) = read_wav(&path).expect("read"); // test: a panic is the failure
         assert_eq!(rate, 48_000);
         assert_eq!(samples, vec![0.0, 0.5, -0.5]);
-        std::fs::write(&path, &bytes[..30]).expect("write");
+        std::fs::write(&path, &bytes[..30]).expect("write"); // test: a panic is the failure
         assert!(read_wav(&path).is_err());
-        std::fs::write(&path, b"not a wav at all").expect("write");
+        std::fs::write(&path, b"not a wav at all").expect("write"); // test: a panic is the failure
         assert!(matches!(read_wav(&path), Err(FileError::BadWav { .. })));
     }
 
     #[test]
     fn a_wav_file_has_a_well_formed_header() {
         let mut out = Vec::new();
-        write_wav(&mut out, &[0, 1, -1]).expect("wav");
+        write_wav(&mut out, &[0, 1, -1]).expect("wav"); // test: a panic is the failure
         assert_eq!(&out[..4], b"RIFF");
         assert_eq!(out.len(), 44 + 6);
         assert_eq!(

@@ -6,7 +6,7 @@
 use crate::media::frame::{AUDIO_FRAME_SAMPLES, AUDIO_SAMPLE_RATE, AudioFrame, wall_clock_us};
 use crate::media::resample::MonoResampler;
 use crate::media::sound::{Direction, SoundDevice, SoundError, choose};
-use cpal::traits::{DeviceTrait, StreamTrait};
+use cpal::traits::DeviceTrait;
 
 /// Takes each 20 ms frame as it is captured.
 pub type FrameSink = Box<dyn FnMut(AudioFrame) + Send>;
@@ -69,7 +69,7 @@ impl Microphone {
             sink,
         };
         let on_error = |e: cpal::Error| tracing::warn!("microphone: {e}");
-        let stream = match chosen.format {
+        let built = match chosen.format {
             cpal::SampleFormat::F32 => chosen.device.build_input_stream::<f32, _, _>(
                 chosen.config,
                 move |data: &[f32], _| framer.take(data, channels, |s| s),
@@ -82,12 +82,11 @@ impl Microphone {
                 on_error,
                 None,
             ),
-        }
-        .map_err(|e| chosen.error(e))?;
-        stream.play().map_err(|e| chosen.error(e))?;
+        };
+        let (stream, description) = chosen.play(built)?;
         Ok(Self {
             _stream: stream,
-            description: format!("{} ({rate} Hz, {channels} channels)", chosen.name),
+            description,
         })
     }
 }

@@ -282,7 +282,7 @@ mod tests {
         let mut pattern = StampedPattern::new(640, 480);
         for i in 0..5u32 {
             let frame = pattern.next_frame(1_700_000_000_123_000 + i as u64 * 33_000);
-            let stamp = read_frame_stamp(&frame).expect("stamp");
+            let stamp = read_frame_stamp(&frame).expect("stamp"); // test: a panic is the failure
             assert_eq!(stamp.frame_number, i);
             assert_eq!(stamp.capture_time_ms, 1_700_000_000_123 + i as u64 * 33);
         }
@@ -328,7 +328,7 @@ mod tests {
                 scaled[y * w + x] = frame.y()[(y * 480 / h) * 640 + x * 640 / w];
             }
         }
-        let stamp = read_stamp(&scaled, w, h, w).expect("stamp in the scaled picture");
+        let stamp = read_stamp(&scaled, w, h, w).expect("stamp in the scaled picture"); // test: a panic is the failure
         assert_eq!(stamp.capture_time_ms, 1_700_000_000_000);
     }
 

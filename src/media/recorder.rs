@@ -294,7 +294,7 @@ mod tests {
     #[test]
     fn pictures_and_sound_line_up_on_one_timeline() {
         let dir = std::env::temp_dir().join(format!("duet-record-{}", std::process::id()));
-        let recorder = Recorder::start(&dir).expect("recorder");
+        let recorder = Recorder::start(&dir).expect("recorder"); // test: a panic is the failure
         let mut pattern = StampedPattern::new(64, 48);
         let start = 10_000_000;
         // One second: a picture every 66 ms (15 fps, with one 200 ms gap) and 20 ms sound.
@@ -316,15 +316,15 @@ mod tests {
             (33..=35).contains(&recorded.pictures_written),
             "{recorded:?}"
         );
-        let mut video = Y4mReader::open(&dir.join("remote.y4m")).expect("y4m");
+        let mut video = Y4mReader::open(&dir.join("remote.y4m")).expect("y4m"); // test: a panic is the failure
         let mut last = None;
         for _ in 0..recorded.pictures_written {
-            let frame = video.next_frame(0).expect("frame");
-            let number = read_frame_stamp(&frame).expect("stamp").frame_number;
+            let frame = video.next_frame(0).expect("frame"); // test: a panic is the failure
+            let number = read_frame_stamp(&frame).expect("stamp").frame_number; // test: a panic is the failure
             assert!(last.is_none_or(|l| number >= l), "pictures out of order");
             last = Some(number);
         }
-        let (sound, rate) = read_wav(&dir.join("remote.wav")).expect("wav");
+        let (sound, rate) = read_wav(&dir.join("remote.wav")).expect("wav"); // test: a panic is the failure
         assert_eq!(rate, 48_000);
         assert_eq!(sound.len(), 50 * 960);
     }

@@ -97,7 +97,7 @@ mod tests {
     #[test]
     fn a_44_1_khz_tone_keeps_its_pitch_at_48_khz() {
         let input = sine(44_100, 440.0, 1.0);
-        let mut resampler = MonoResampler::new(44_100, 48_000).expect("resampler");
+        let mut resampler = MonoResampler::new(44_100, 48_000).expect("resampler"); // test: a panic is the failure
         let mut out = Vec::new();
         // In uneven pieces, as a device delivers them.
         for piece in input.chunks(333) {
@@ -116,7 +116,7 @@ mod tests {
 
     #[test]
     fn the_same_rate_passes_through() {
-        let mut resampler = MonoResampler::new(48_000, 48_000).expect("resampler");
+        let mut resampler = MonoResampler::new(48_000, 48_000).expect("resampler"); // test: a panic is the failure
         let mut out = Vec::new();
         resampler.push(&[0.1, 0.2, 0.3], &mut out);
         assert_eq!(out, vec![0.1, 0.2, 0.3]);

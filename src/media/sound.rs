@@ -211,6 +211,22 @@ impl Chosen {
             why: why.to_string(),
         }
     }
+
+    /// Starts the stream built on it; returns the stream (dropping it stops it) and what
+    /// it is, in words.
+    pub fn play<E: ToString>(
+        &self,
+        built: Result<cpal::Stream, E>,
+    ) -> Result<(cpal::Stream, String), SoundError> {
+        use cpal::traits::StreamTrait;
+        let stream = built.map_err(|e| self.error(e))?;
+        stream.play().map_err(|e| self.error(e))?;
+        let description = format!(
+            "{} ({} Hz, {} channels)",
+            self.name, self.rate, self.channels
+        );
+        Ok((stream, description))
+    }
 }
 
 /// Finds the device a person asked for and the layout to open it with (see

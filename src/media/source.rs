@@ -326,7 +326,7 @@ mod tests {
         let tries = Arc::new(Mutex::new(0));
         let counted = tries.clone();
         let opener = move |_: &CameraChoice, _: Wanted| {
-            let mut n = counted.lock().unwrap();
+            let mut n = counted.lock().unwrap(); // test: a panic is the failure
             let outcome = outcomes[(*n as usize).min(outcomes.len() - 1)].clone();
             *n += 1;
             outcome.and_then(|pictures| {
@@ -361,10 +361,10 @@ mod tests {
         assert_eq!((frame.width, frame.height), (160, 120));
         assert_ne!(camera_stamp(&frame), Some(42_000));
         // Not tried again at once, and not said again when tried again.
-        assert_eq!(*tries.lock().unwrap(), 1);
+        assert_eq!(*tries.lock().unwrap(), 1); // test: a panic is the failure
         pictures.retry_at = Instant::now();
         pictures.next_frame(false, &mut |n| notes.push(n));
-        assert_eq!(*tries.lock().unwrap(), 2);
+        assert_eq!(*tries.lock().unwrap(), 2); // test: a panic is the failure
         assert_eq!(notes.len(), 1);
     }
 
@@ -395,9 +395,9 @@ mod tests {
         next(&mut pictures, &mut notes);
         pictures.retry_at = Instant::now();
         assert_eq!(next(&mut pictures, &mut notes), Some(42_000));
-        assert_eq!(*tries.lock().unwrap(), 3);
+        assert_eq!(*tries.lock().unwrap(), 3); // test: a panic is the failure
         assert_eq!(
-            notes.last().unwrap(),
+            notes.last().unwrap(), // test: a panic is the failure
             "camera: Test Cam, 320x240 NV12 at 30 fps (back)"
         );
     }
@@ -438,7 +438,7 @@ mod tests {
         // On again: opened again at once.
         let frame = pictures.next_frame(false, &mut |n| notes.push(n));
         assert_eq!(camera_stamp(&frame), Some(42_000));
-        assert_eq!(*tries.lock().unwrap(), 2);
+        assert_eq!(*tries.lock().unwrap(), 2); // test: a panic is the failure
     }
 
     #[test]
@@ -448,7 +448,7 @@ mod tests {
         let source = VideoSource::Camera(CameraChoice::Default);
         let mut pictures =
             PictureSource::with_opener(&source, SMALL, opener, &mut |n| notes.push(n));
-        assert_eq!(*tries.lock().unwrap(), 2);
+        assert_eq!(*tries.lock().unwrap(), 2); // test: a panic is the failure
         assert!(notes[0].contains("in use by another program"), "{notes:?}");
         assert_eq!(notes[1], "camera: Test Cam, 320x240 NV12 at 30 fps (back)");
         assert_eq!(

@@ -4,7 +4,7 @@
 
 use crate::media::resample::MonoResampler;
 use crate::media::sound::{Direction, SoundDevice, SoundError, choose};
-use cpal::traits::{DeviceTrait, StreamTrait};
+use cpal::traits::DeviceTrait;
 use std::collections::VecDeque;
 
 /// Gives the next 48 kHz mono samples: it must fill the whole slice (silence if need be).
@@ -58,7 +58,7 @@ impl Speaker {
             converted: Vec::new(),
         };
         let on_error = |e: cpal::Error| tracing::warn!("speaker: {e}");
-        let stream = match chosen.format {
+        let built = match chosen.format {
             cpal::SampleFormat::F32 => chosen.device.build_output_stream::<f32, _, _>(
                 chosen.config,
                 move |out: &mut [f32], _| {
@@ -85,12 +85,11 @@ impl Speaker {
                 on_error,
                 None,
             ),
-        }
-        .map_err(|e| chosen.error(e))?;
-        stream.play().map_err(|e| chosen.error(e))?;
+        };
+        let (stream, description) = chosen.play(built)?;
         Ok(Self {
             _stream: stream,
-            description: format!("{} ({rate} Hz, {channels} channels)", chosen.name),
+            description,
         })
     }
 }

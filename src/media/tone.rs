@@ -237,7 +237,7 @@ mod tests {
             // Arrives 35 ms after capture.
             analyzer.push(&frame.samples, frame.capture_time_us + 35_000);
         }
-        let f = analyzer.dominant_frequency().expect("a tone");
+        let f = analyzer.dominant_frequency().expect("a tone"); // test: a panic is the failure
         assert!((f - 660.0).abs() <= 2.0, "{f}");
         let marks = analyzer.mark_latencies_ms();
         assert!(marks.len() >= 7, "{marks:?}");

@@ -42,7 +42,7 @@ mod tests {
     #[test]
     fn both_sides_compute_the_same_code() {
         let (a, b) = (sdp("AA:BB:CC"), sdp("11:22:33"));
-        let ours = verification_code(&a, &b).expect("code");
+        let ours = verification_code(&a, &b).expect("code"); // test: a panic is the failure
         assert_eq!(verification_code(&b, &a), Some(ours.clone()));
         assert_eq!(ours.len(), 7);
         assert!(ours.chars().enumerate().all(|(i, c)| if i == 3 {

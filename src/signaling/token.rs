@@ -247,7 +247,7 @@ mod tests {
             PasteToken::parse(&wrapped, SdpKind::Offer),
             Ok(token.clone())
         );
-        let json = serde_json::to_string(&token).expect("json");
+        let json = serde_json::to_string(&token).expect("json"); // test: a panic is the failure
         assert_eq!(PasteToken::parse(&json, SdpKind::Offer), Ok(token.clone()));
         assert_eq!(PasteToken::parse(SDP, SdpKind::Offer), Ok(token));
         let unpadded = line.trim_end_matches('=');

@@ -181,27 +181,26 @@ impl Drop for RoomCall {
 /// Hands `offerer`'s offer token (its first line on stdout) to `answerer`, and the answer
 /// back: a paste call between two `duet call` processes started with piped stdin/stdout.
 pub fn exchange_tokens(offerer: &mut std::process::Child, answerer: &mut std::process::Child) {
+    pass_token(offerer, answerer, "offer");
+    pass_token(answerer, offerer, "answer");
+}
+
+/// The first line `from` prints, written to `to`'s stdin (which is closed after it).
+fn pass_token(from: &mut std::process::Child, to: &mut std::process::Child, what: &str) {
     use std::io::{BufRead, BufReader, Write};
-    let mut offer = String::new();
-    BufReader::new(offerer.stdout.take().expect("offerer stdout"))
-        .read_line(&mut offer)
-        .expect("offer");
-    answerer
-        .stdin
+    let mut token = String::new();
+    BufReader::new(
+        from.stdout
+            .take()
+            .expect("stdout of the side with the token"),
+    )
+    .read_line(&mut token)
+    .unwrap_or_else(|e| panic!("reading the {what}: {e}"));
+    to.stdin
         .take()
-        .expect("answerer stdin")
-        .write_all(offer.as_bytes())
-        .expect("offer in");
-    let mut answer = String::new();
-    BufReader::new(answerer.stdout.take().expect("answerer stdout"))
-        .read_line(&mut answer)
-        .expect("answer");
-    offerer
-        .stdin
-        .take()
-        .expect("offerer stdin")
-        .write_all(answer.as_bytes())
-        .expect("answer in");
+        .expect("stdin of the side that takes the token")
+        .write_all(token.as_bytes())
+        .unwrap_or_else(|e| panic!("handing over the {what}: {e}"));
 }
 
 /// Waits for each process to end, killing it and failing after `timeout` in all.
