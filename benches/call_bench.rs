@@ -1,21 +1,27 @@
 //! The call benchmark: loopback calls between two `duet call` processes at 320x240, 640x480
 //! and 1280x720 @ 30 fps, and the same call between two headless Chromium pages (fed Duet's
-//! stamped pattern as their fake camera, stamps read back in the page), then one table:
-//! video latency from the stamps, CPU of each side's process tree, peak memory, setup time,
-//! Duet against Chromium and the ratio.
+//! stamped pattern as their fake camera, stamps read back in the page from received pictures
+//! only, as Duet reads them), then one table, Duet against Chromium and the ratio.
+//!
+//! Both programs are measured alike, each side over its own call from connected to its
+//! hang-up: CPU time over that window (Duet's from its summary, measured in the process;
+//! Chromium's from its process tree in `/proc`), peak PSS of the process tree sampled from
+//! outside every 500 ms, and the median and p95 of every received picture's latency, both
+//! directions pooled. A value that could not be read is printed as unknown, never as 0.
 //!
 //! Run: `cargo build --bins --examples && target/debug/examples/call-bench [--seconds 30]`.
-//! The Chromium half runs inside a network namespace with only `lo` (it needs root, like the
-//! tests); without one it is left out and the table says so.
+//! Unless `--no-chromium`, the whole run moves into a network namespace with only `lo`
+//! (Chromium would pair over any interface it finds); making one needs root. Where none can
+//! be made, Chromium is left out and the table says so; a run that fails inside one fails.
 
 #[path = "../tests/common/chromium.rs"]
 mod chromium;
 
-use chromium::{Chromium, fake_media};
+use chromium::{Chromium, cpu_seconds, fake_media, process_tree, pss_mb};
 use duet::call::CallSummary;
 use duet::call::pipeline::MediaSettings;
 use duet::call::summary::Percentiles;
-use duet::loopback::{LoopbackOptions, run_loopback, scratch_dir};
+use duet::loopback::{LoopbackOptions, run_loopback_watching, scratch_dir};
 use serde_json::Value;
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
@@ -46,14 +52,49 @@ const CASES: [Case; 3] = [
     },
 ];
 
+/// How often memory is sampled, for both programs.
+const MEMORY_SAMPLE_EVERY: Duration = Duration::from_millis(500);
+
+/// Set in the copy of the benchmark that runs inside its network namespace.
+const INSIDE_NAMESPACE: &str = "DUET_BENCH_NETNS";
+
+/// The codec and size of the video one side decoded, as far as it is known.
+#[derive(Clone, Default, PartialEq)]
+struct Decoded {
+    codec: Option<String>,
+    size: Option<(u64, u64)>,
+}
+
+impl std::fmt::Display for Decoded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let size = self
+            .size
+            .map_or_else(|| "unknown".to_owned(), |(w, h)| format!("{w}x{h}"));
+        match &self.codec {
+            Some(codec) => write!(f, "{codec} {size}"),
+            None => write!(f, "{size}"),
+        }
+    }
+}
+
 /// One side of a call, as the table shows it.
 #[derive(Default, Clone)]
 struct Side {
-    cpu_seconds: f64,
-    call_seconds: f64,
-    memory_mb: f64,
+    /// CPU seconds from connected to hang-up.
+    cpu_seconds: Option<f64>,
+    /// How long that was.
+    window_seconds: Option<f64>,
+    peak_pss_mb: Option<f64>,
     setup_ms: Option<f64>,
     fps: Option<f64>,
+    decoded: Decoded,
+}
+
+impl Side {
+    fn cpu_percent(&self) -> Option<f64> {
+        let (cpu, window) = self.cpu_seconds.zip(self.window_seconds)?;
+        (window > 0.0).then(|| 100.0 * cpu / window)
+    }
 }
 
 struct Run {
@@ -61,13 +102,35 @@ struct Run {
     sides: [Side; 2],
 }
 
-fn duet_side(s: &CallSummary) -> Side {
+/// The higher of a peak so far and a new sample; a sample that could not be read changes
+/// nothing (the process may be between exit and being waited for).
+fn higher(peak: Option<f64>, sample: Option<f64>) -> Option<f64> {
+    match (peak, sample) {
+        (Some(p), Some(s)) => Some(p.max(s)),
+        (p, s) => p.or(s),
+    }
+}
+
+fn duet_side(s: &CallSummary, peak_pss_mb: Option<f64>, largest_tree: usize) -> Side {
+    let received = &s.video_received;
     Side {
-        cpu_seconds: s.process.cpu_seconds.unwrap_or(0.0),
-        call_seconds: s.connected_seconds,
-        memory_mb: s.process.peak_rss_mb.unwrap_or(0.0),
+        // Measured inside the one process: known only if that process was the whole tree.
+        cpu_seconds: s
+            .process
+            .cpu_seconds_connected
+            .filter(|_| largest_tree == 1),
+        window_seconds: (s.connected_seconds > 0.0).then_some(s.connected_seconds),
+        peak_pss_mb,
         setup_ms: s.first_frame_ms,
-        fps: s.video_received.fps,
+        fps: received.fps,
+        // The summary names no codec: only the size is known from it.
+        decoded: Decoded {
+            codec: None,
+            size: received
+                .width
+                .zip(received.height)
+                .map(|(w, h)| (w as u64, h as u64)),
+        },
     }
 }
 
@@ -84,27 +147,35 @@ fn run_duet(duet: &Path, case: &Case, seconds: f64) -> Result<Run, String> {
         duration: Duration::from_secs_f64(seconds),
         work_dir: scratch_dir("bench"),
     };
-    let result = run_loopback(&options).map_err(|e| e.to_string())?;
+    let mut peak_pss_mb = [None; 2];
+    let mut largest_tree = [0usize; 2];
+    let result = run_loopback_watching(&options, MEMORY_SAMPLE_EVERY, &mut |pids| {
+        for (i, &pid) in pids.iter().enumerate().take(2) {
+            peak_pss_mb[i] = higher(peak_pss_mb[i], pss_mb(pid));
+            largest_tree[i] = largest_tree[i].max(process_tree(pid).len());
+        }
+    });
     let _ = std::fs::remove_dir_all(&options.work_dir);
-    let (a, b) = (&result.offerer, &result.answerer);
-    // Both directions' stamps pooled: the median of all frames, as for Chromium.
-    let mut latencies = Vec::new();
-    for s in [a, b] {
-        if let Some(p) = s.video_received.latency_ms {
-            latencies.push(p);
+    let result = result.map_err(|e| e.to_string())?;
+    let summaries = [&result.offerer, &result.answerer];
+    for (summary, processes) in summaries.iter().zip(largest_tree) {
+        if processes != 1 {
+            eprintln!(
+                "call-bench: the {} `duet call` was seen in /proc as a tree of {processes} \
+                 processes, not 1; its CPU, measured in its own process alone, is left unknown",
+                summary.role
+            );
         }
     }
-    let latency = match latencies.as_slice() {
-        [x, y] => Some(Percentiles {
-            median: (x.median + y.median) / 2.0,
-            p95: x.p95.max(y.p95),
-            count: x.count + y.count,
-        }),
-        _ => None,
-    };
+    // Every picture either side decoded, pooled, as for Chromium.
+    let latencies: Vec<f64> = summaries
+        .iter()
+        .flat_map(|s| &s.video_received.stamped)
+        .map(|picture| picture.latency_ms())
+        .collect();
     Ok(Run {
-        latency,
-        sides: [duet_side(a), duet_side(b)],
+        latency: Percentiles::of(&latencies),
+        sides: [0, 1].map(|i| duet_side(summaries[i], peak_pss_mb[i], largest_tree[i])),
     })
 }
 
@@ -128,36 +199,85 @@ fn start_signal(duet: &Path) -> Result<(std::process::Child, u16), String> {
     Ok((child, port))
 }
 
-/// (frame number, wall-clock ms) pairs from the page.
-fn frames(value: &Value) -> Vec<(u64, f64)> {
+/// One received picture as the page recorded it (wall-clock ms).
+struct ReceivedPicture {
+    /// When the far side captured it, as Chromium's receiver reports; `None` before the
+    /// first RTCP sender reports let it tell (see [`count_back_capture_times`]).
+    captured: Option<f64>,
+    presented: f64,
+    rtp_timestamp: Option<u32>,
+}
+
+/// The page's `duet.stamps.frames`: `[frame, captured or null, presented, rtp or null]` each.
+fn received_pictures(value: &Value) -> Vec<ReceivedPicture> {
     value
         .as_array()
         .into_iter()
         .flatten()
-        .filter_map(|pair| Some((pair[0].as_u64()?, pair[1].as_f64()?)))
-        .collect()
-}
-
-/// Capture-to-presented latency of each received frame: the receiver's time minus the
-/// sender's capture time of the same frame number (the latest capture before it: the camera
-/// file loops every 4 s).
-fn match_latencies(sent: &[(u64, f64)], received: &[(u64, f64)]) -> Vec<f64> {
-    received
-        .iter()
-        .filter_map(|&(frame, at)| {
-            sent.iter()
-                .filter(|&&(f, captured)| f == frame && captured <= at && at - captured < 2000.0)
-                .map(|&(_, captured)| at - captured)
-                .reduce(f64::min)
+        .filter_map(|picture| {
+            Some(ReceivedPicture {
+                captured: picture[1].as_f64(),
+                presented: picture[2].as_f64()?,
+                rtp_timestamp: picture[3].as_u64().and_then(|t| u32::try_from(t).ok()),
+            })
         })
         .collect()
 }
 
-/// Frames per second over the span of the received frames.
-fn received_fps(received: &[(u64, f64)]) -> Option<f64> {
-    let (first, last) = (received.first()?.1, received.last()?.1);
+/// RTP video clock, ticks per millisecond.
+const RTP_TICKS_PER_MS: f64 = 90.0;
+
+/// Gives the pictures received before Chromium could tell their capture time (its first
+/// RTCP sender reports come a second or two into the call) the capture time counted back
+/// from the first picture that has one, along their RTP timestamps: the sender makes those
+/// from its capture times on the 90 kHz clock, and the receiver maps them the same way. So
+/// the latency covers the whole call, as Duet's does.
+fn count_back_capture_times(pictures: &mut [ReceivedPicture]) {
+    let Some((captured, rtp)) = pictures
+        .iter()
+        .find_map(|p| p.captured.zip(p.rtp_timestamp))
+    else {
+        return;
+    };
+    for picture in pictures.iter_mut().filter(|p| p.captured.is_none()) {
+        if let Some(earlier) = picture.rtp_timestamp {
+            // RTP timestamps wrap: the difference is the signed 32-bit distance.
+            let ticks_before = rtp.wrapping_sub(earlier) as i32;
+            picture.captured = Some(captured - f64::from(ticks_before) / RTP_TICKS_PER_MS);
+        }
+    }
+}
+
+/// Distinct stamped pictures presented per second, over their span.
+fn presented_fps(received: &[ReceivedPicture]) -> Option<f64> {
+    let (first, last) = (received.first()?.presented, received.last()?.presented);
     (received.len() > 1 && last > first)
         .then(|| (received.len() - 1) as f64 * 1000.0 / (last - first))
+}
+
+/// What the page's `duet.stats()` says it decoded.
+fn decoded_by_page(stats: &Value) -> Decoded {
+    let video = &stats["video"];
+    Decoded {
+        codec: video["mimeType"]
+            .as_str()
+            .map(|m| m.trim_start_matches("video/").to_owned()),
+        size: video["frameWidth"]
+            .as_u64()
+            .zip(video["frameHeight"].as_u64()),
+    }
+}
+
+/// Polls `condition` in the page until it is true or `timeout` passes.
+fn page_reaches(page: &mut chromium::Page, condition: &str, timeout: Duration) -> bool {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if page.eval(&format!("Boolean({condition})")) == Value::Bool(true) {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    false
 }
 
 fn run_chromium(duet: &Path, case: &Case, seconds: f64) -> Result<Run, String> {
@@ -179,42 +299,78 @@ fn run_chromium(duet: &Path, case: &Case, seconds: f64) -> Result<Run, String> {
     for page in [&mut page_a, &mut page_b] {
         page.wait_for("duet.state === 'connected'", Duration::from_secs(30));
     }
-    let cpu_start = [a.cpu_seconds(), b.cpu_seconds()];
-    let started = Instant::now();
-    let mut peak = [0.0f64; 2];
-    while started.elapsed().as_secs_f64() < seconds {
-        std::thread::sleep(Duration::from_millis(500));
-        peak[0] = peak[0].max(a.pss_mb());
-        peak[1] = peak[1].max(b.pss_mb());
+    let roots = [a.child.id(), b.child.id()];
+    let cpu_at_connected = roots.map(cpu_seconds);
+    let connected = Instant::now();
+    let mut peak_pss_mb = [None; 2];
+    while connected.elapsed().as_secs_f64() < seconds {
+        std::thread::sleep(MEMORY_SAMPLE_EVERY);
+        for (peak, root) in peak_pss_mb.iter_mut().zip(roots) {
+            *peak = higher(*peak, pss_mb(root));
+        }
     }
-    let call_seconds = started.elapsed().as_secs_f64();
-    let cpu = [
-        a.cpu_seconds() - cpu_start[0],
-        b.cpu_seconds() - cpu_start[1],
-    ];
-    let collect =
-        "({sent: duet.localFrames, received: duet.stamps.frames, timeline: duet.timeline})";
-    let (data_a, data_b) = (page_a.eval(collect), page_b.eval(collect));
+    // Each side's window ends at its own hang-up, as Duet's does: A hangs up, B ends on
+    // A's bye. Nothing else is asked of the pages until both readings are taken.
     page_a.eval("duet.hangUp()");
+    let cpu_at_end_a = cpu_seconds(roots[0]);
+    let window_a = connected.elapsed().as_secs_f64();
+    if !page_reaches(
+        &mut page_b,
+        "duet.state === 'ended'",
+        Duration::from_secs(5),
+    ) {
+        eprintln!("call-bench: Chromium {size}: B missed A's bye and is hung up by hand");
+        page_b.eval("duet.hangUp()");
+    }
+    let cpu_at_end_b = cpu_seconds(roots[1]);
+    let window_b = connected.elapsed().as_secs_f64();
+    // Once ended, `duet.stats()` gives the numbers kept at the hang-up.
+    let collect = "duet.stats().then((stats) => \
+                   ({received: duet.stamps.frames, timeline: duet.timeline, stats}))";
+    let (data_a, data_b) = (page_a.eval(collect), page_b.eval(collect));
     let _ = signal.kill();
     let _ = signal.wait();
     drop((a, b));
     let _ = std::fs::remove_dir_all(&dir);
 
-    let mut latencies = match_latencies(&frames(&data_a["sent"]), &frames(&data_b["received"]));
-    latencies.extend(match_latencies(
-        &frames(&data_b["sent"]),
-        &frames(&data_a["received"]),
-    ));
+    let cpu = [
+        cpu_at_connected[0]
+            .zip(cpu_at_end_a)
+            .map(|(from, to)| to - from),
+        cpu_at_connected[1]
+            .zip(cpu_at_end_b)
+            .map(|(from, to)| to - from),
+    ];
+    let windows = [window_a, window_b];
+    let received = [&data_a, &data_b].map(|data| {
+        let mut pictures = received_pictures(&data["received"]);
+        count_back_capture_times(&mut pictures);
+        pictures
+    });
+    let latencies: Vec<f64> = received
+        .iter()
+        .flatten()
+        .filter_map(|p| Some(p.presented - p.captured?))
+        .collect();
+    let without_capture_time = received.iter().flatten().count() - latencies.len();
+    if without_capture_time > 0 {
+        eprintln!(
+            "call-bench: Chromium {size}: {without_capture_time} of {} received pictures \
+             had no capture time (none from Chromium, no RTP timestamp to count back on), \
+             left out of the latency",
+            received.iter().flatten().count()
+        );
+    }
     let side = |data: &Value, i: usize| Side {
         cpu_seconds: cpu[i],
-        call_seconds,
-        memory_mb: peak[i],
+        window_seconds: Some(windows[i]),
+        peak_pss_mb: peak_pss_mb[i],
         setup_ms: data["timeline"]["firstFrame"]
             .as_f64()
             .zip(data["timeline"]["answerApplied"].as_f64())
             .map(|(first, applied)| first - applied),
-        fps: received_fps(&frames(&data["received"])),
+        fps: presented_fps(&received[i]),
+        decoded: decoded_by_page(&data["stats"]),
     };
     Ok(Run {
         latency: Percentiles::of(&latencies),
@@ -223,94 +379,102 @@ fn run_chromium(duet: &Path, case: &Case, seconds: f64) -> Result<Run, String> {
 }
 
 fn fmt(v: Option<f64>) -> String {
-    v.map_or_else(|| "-".into(), |v| format!("{v:.1}"))
+    v.map_or_else(|| "unknown".into(), |v| format!("{v:.1}"))
 }
 
 fn ratio(chromium: Option<f64>, duet: Option<f64>) -> String {
     match (chromium, duet) {
         (Some(c), Some(d)) if d > 0.0 => format!("{:.1}x", c / d),
-        _ => "-".into(),
+        _ => "unknown".into(),
     }
 }
 
+/// The mean of both sides; unknown if either side is.
 fn mean(sides: &[Side; 2], f: impl Fn(&Side) -> Option<f64>) -> Option<f64> {
-    let values: Vec<f64> = sides.iter().filter_map(f).collect();
-    (!values.is_empty()).then(|| values.iter().sum::<f64>() / values.len() as f64)
+    Some((f(&sides[0])? + f(&sides[1])?) / 2.0)
 }
+
+/// What both sides decoded: once if they agree, else each (A / B).
+fn decoded_text(sides: &[Side; 2]) -> String {
+    if sides[0].decoded == sides[1].decoded {
+        sides[0].decoded.to_string()
+    } else {
+        format!("{} / {}", sides[0].decoded, sides[1].decoded)
+    }
+}
+
+/// A row of the table: its name, and how to read it from one run.
+type Measure = (&'static str, fn(&Run) -> Option<f64>);
+
+const MEASURES: [Measure; 6] = [
+    ("video latency p50", |run| run.latency.map(|p| p.median)),
+    ("video latency p95", |run| run.latency.map(|p| p.p95)),
+    ("CPU % per side", |run| mean(&run.sides, Side::cpu_percent)),
+    ("memory MB per side", |run| {
+        mean(&run.sides, |s| s.peak_pss_mb)
+    }),
+    ("setup ms", |run| mean(&run.sides, |s| s.setup_ms)),
+    ("received fps", |run| mean(&run.sides, |s| s.fps)),
+];
 
 fn print_table(seconds: f64, results: &[(String, Run, Option<Run>)], chromium_note: &str) {
     println!(
-        "Same call, two ends on this machine: H.264 42e01f + Opus, 30 fps, {seconds} s per size."
+        "\
+Same call, two ends on this machine: H.264 42e01f offered first + Opus, 30 fps asked, the same
+bitrate cap, {seconds} s per size. Duet: two `duet call` processes. Chromium: two headless
+Chromium pages fed Duet's pattern as their camera file, stamps read on received pictures only.
+Each side is measured over its own call, from connected to its hang-up; the table gives the
+mean of the two sides. \"unknown\": could not be read (so is any mean or ratio that needs it);
+\"not run\": Chromium was left out or failed (said above the table).
+Video latency: median and p95 of every received picture, both directions pooled, ms.
+  Duet: from the capture time in the picture's stamp to decoded.
+  Chromium: from the capture time its receiver gives the picture (requestVideoFrameCallback
+  captureTime: the sender's capture clock carried by RTP timestamps and mapped through RTCP
+  sender reports; for the pictures before the first reports, counted back from the first
+  known one along the RTP timestamps) to handed to the compositor (presentationTime).
+CPU: % of one core per side, CPU time from connected to hang-up over that time (Duet: read in
+  its process, checked to have no children; Chromium: its whole process tree, from /proc).
+Memory: peak PSS of the side's process tree, MB, sampled from /proc every 500 ms (Duet: while
+  both processes run; Chromium: from connected to hang-up).
+Setup: answer applied to first remote picture, ms. Received fps: Duet decoded, Chromium
+  distinct stamped pictures presented. Decoded: codec (Chromium's stats; Duet's summary names
+  none) and size of the last decoded picture. Ratio: Chromium / Duet.{chromium_note}"
     );
-    println!(
-        "Duet: two `duet call` processes. Chromium: two headless Chromium pages fed Duet's pattern."
-    );
-    println!(
-        "Latency: capture to decoded (Duet) / to presented for compositing (Chromium), ms, both"
-    );
-    println!("directions pooled. CPU: % of one core per side over the call (Duet: whole process");
-    println!(
-        "lifetime; Chromium: its whole process tree during the call). Memory: peak per side, MB"
-    );
-    println!(
-        "(Duet: peak RSS of its one process; Chromium: peak PSS of its process tree). Setup: answer"
-    );
-    println!("applied to first remote frame, ms. Ratio: Chromium / Duet.{chromium_note}");
     println!();
-    println!("| size      | measure            |     Duet | Chromium |  ratio |");
-    println!("|-----------|--------------------|----------|----------|--------|");
+    println!("| size      | measure            |          Duet |      Chromium |   ratio |");
+    println!("|-----------|--------------------|---------------|---------------|---------|");
     for (size, duet, chromium) in results {
-        let rows: [(&str, Option<f64>, Option<f64>); 6] = [
-            (
-                "video latency p50",
-                duet.latency.map(|p| p.median),
-                chromium.as_ref().and_then(|c| c.latency.map(|p| p.median)),
-            ),
-            (
-                "video latency p95",
-                duet.latency.map(|p| p.p95),
-                chromium.as_ref().and_then(|c| c.latency.map(|p| p.p95)),
-            ),
-            (
-                "CPU % per side",
-                mean(&duet.sides, |s| {
-                    Some(100.0 * s.cpu_seconds / s.call_seconds.max(0.1))
-                }),
-                chromium.as_ref().and_then(|c| {
-                    mean(&c.sides, |s| {
-                        Some(100.0 * s.cpu_seconds / s.call_seconds.max(0.1))
-                    })
-                }),
-            ),
-            (
-                "memory MB per side",
-                mean(&duet.sides, |s| Some(s.memory_mb)),
-                chromium
-                    .as_ref()
-                    .and_then(|c| mean(&c.sides, |s| Some(s.memory_mb))),
-            ),
-            (
-                "setup ms",
-                mean(&duet.sides, |s| s.setup_ms),
-                chromium
-                    .as_ref()
-                    .and_then(|c| mean(&c.sides, |s| s.setup_ms)),
-            ),
-            (
-                "received fps",
-                mean(&duet.sides, |s| s.fps),
-                chromium.as_ref().and_then(|c| mean(&c.sides, |s| s.fps)),
-            ),
-        ];
-        for (measure, d, c) in rows {
+        for (measure, value_of) in MEASURES {
+            let d = value_of(duet);
+            let (c, r) = match chromium {
+                Some(chromium) => (fmt(value_of(chromium)), ratio(value_of(chromium), d)),
+                None => ("not run".to_owned(), "-".to_owned()),
+            };
             println!(
-                "| {size:<9} | {measure:<18} | {:>8} | {:>8} | {:>6} |",
-                fmt(d),
-                fmt(c),
-                ratio(c, d)
+                "| {size:<9} | {measure:<18} | {:>13} | {c:>13} | {r:>7} |",
+                fmt(d)
             );
         }
+        let c = chromium
+            .as_ref()
+            .map_or_else(|| "not run".to_owned(), |c| decoded_text(&c.sides));
+        println!(
+            "| {size:<9} | {:<18} | {:>13} | {c:>13} | {:>7} |",
+            "decoded",
+            decoded_text(&duet.sides),
+            "-"
+        );
     }
+}
+
+/// Whether this process may make a network namespace (root, or the capability, and unshare).
+fn can_make_network_namespace() -> bool {
+    Command::new("unshare")
+        .args(["--net", "true"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|status| status.success())
 }
 
 fn main() -> ExitCode {
@@ -320,7 +484,7 @@ fn main() -> ExitCode {
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--seconds" => match args.next().and_then(|v| v.parse::<f64>().ok()) {
-                Some(s) if s > 0.0 => seconds = s,
+                Some(s) if s > 0.0 && s <= 3600.0 => seconds = s,
                 _ => return usage(),
             },
             "--no-chromium" => with_chromium = false,
@@ -349,30 +513,41 @@ fn main() -> ExitCode {
     }
 
     // Chromium would pair over any interface it finds: keep the whole run on `lo` of a
-    // namespace of its own.
+    // namespace of its own. Asked first whether one can be made at all, so that a failure
+    // inside is reported as a failure, not taken for a missing namespace.
     let mut chromium_note = String::new();
-    if with_chromium && std::env::var_os("DUET_BENCH_NETNS").is_none() {
-        let status = Command::new("unshare")
-            .args([
-                "--net",
-                "sh",
-                "-c",
-                "ip link set lo up && exec \"$@\"",
-                "sh",
-            ])
-            .arg(&exe)
-            .args(std::env::args().skip(1))
-            .env("DUET_BENCH_NETNS", "1")
-            .status();
-        match status {
-            Ok(status) if status.success() => return ExitCode::SUCCESS,
-            Ok(status) if status.code() != Some(1) => return ExitCode::FAILURE,
-            _ => {
-                with_chromium = false;
-                chromium_note =
-                    "\nChromium left out: it needs a network namespace (root and unshare).".into();
-            }
+    if !with_chromium {
+        chromium_note = "\nChromium left out: --no-chromium.".into();
+    } else if std::env::var_os(INSIDE_NAMESPACE).is_none() {
+        if can_make_network_namespace() {
+            let status = Command::new("unshare")
+                .args([
+                    "--net",
+                    "sh",
+                    "-c",
+                    "ip link set lo up && exec \"$@\"",
+                    "sh",
+                ])
+                .arg(&exe)
+                .args(std::env::args().skip(1))
+                .env(INSIDE_NAMESPACE, "1")
+                .status();
+            return match status {
+                Ok(status) if status.success() => ExitCode::SUCCESS,
+                Ok(status) => {
+                    eprintln!("call-bench: the run in its network namespace failed ({status})");
+                    ExitCode::FAILURE
+                }
+                Err(e) => {
+                    eprintln!("call-bench: unshare: {e}");
+                    ExitCode::FAILURE
+                }
+            };
         }
+        with_chromium = false;
+        chromium_note = "\nChromium left out: no network namespace could be made (it needs \
+                         root, or CAP_SYS_ADMIN, and unshare)."
+            .into();
     }
 
     let mut results = Vec::new();
@@ -395,6 +570,7 @@ fn main() -> ExitCode {
                 Ok(run) => Some(run),
                 Err(e) => {
                     eprintln!("call-bench: Chromium {size}: {e}");
+                    chromium_note.push_str(&format!("\nChromium {size} failed: {e}"));
                     None
                 }
             }
@@ -408,6 +584,6 @@ fn main() -> ExitCode {
 }
 
 fn usage() -> ExitCode {
-    eprintln!("usage: call-bench [--seconds N] [--no-chromium]   (N > 0, default 30)");
+    eprintln!("usage: call-bench [--seconds N] [--no-chromium]   (0 < N <= 3600, default 30)");
     ExitCode::from(2)
 }

@@ -116,6 +116,32 @@ fn wait_with_deadline(child: &mut Child, deadline: Instant) -> bool {
     false
 }
 
+/// Whether `child` is still running (an error to ask counts as not).
+fn running(child: &mut Child) -> bool {
+    matches!(child.try_wait(), Ok(None))
+}
+
+/// Shows `watch` the two pids every `every` while both children run, so a caller can
+/// measure them from outside (memory, CPU) over the call; returns when either has ended
+/// or at the deadline, whichever comes first.
+fn watch_both(
+    offerer: &mut Child,
+    answerer: &mut Child,
+    deadline: Instant,
+    every: Duration,
+    watch: &mut dyn FnMut(&[u32]),
+) {
+    let pids = [offerer.id(), answerer.id()];
+    let mut next = Instant::now();
+    while Instant::now() < deadline && running(offerer) && running(answerer) {
+        if Instant::now() >= next {
+            watch(&pids);
+            next = Instant::now() + every;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 fn log_tail(dir: &Path, role: &str) -> String {
     let mut text = String::new();
     if let Ok(mut file) = std::fs::File::open(dir.join(format!("{role}.log"))) {
@@ -140,6 +166,19 @@ fn read_summary(dir: &Path, role: &str) -> Result<CallSummary, LoopbackError> {
 
 /// Runs the call and returns both summaries.
 pub fn run_loopback(options: &LoopbackOptions) -> Result<LoopbackResult, LoopbackError> {
+    run_loopback_watching(options, Duration::from_secs(1), &mut |_| {})
+}
+
+/// Runs the call like [`run_loopback`], and while both processes run (from the moment each
+/// has the other's token until the first of them exits) calls `watch` with their pids,
+/// `[offerer, answerer]`, about every `every` (at least 50 ms apart): the benchmark samples
+/// their memory from outside, as it does a browser's.
+pub fn run_loopback_watching(
+    options: &LoopbackOptions,
+    every: Duration,
+    watch: &mut dyn FnMut(&[u32]),
+) -> Result<LoopbackResult, LoopbackError> {
+    let every = every.max(Duration::from_millis(50));
     std::fs::create_dir_all(&options.work_dir)
         .map_err(|e| LoopbackError(format!("cannot create {}: {e}", options.work_dir.display())))?;
     let token_wait = Duration::from_secs(30);
@@ -175,6 +214,9 @@ pub fn run_loopback(options: &LoopbackOptions) -> Result<LoopbackResult, Loopbac
             let _ = stdin.write_all(answer.as_bytes());
         }
         let deadline = Instant::now() + options.duration + Duration::from_secs(60);
+        if let Some(child) = answerer.as_mut() {
+            watch_both(&mut offerer, child, deadline, every, watch);
+        }
         let offer_done = wait_with_deadline(&mut offerer, deadline);
         let answer_done = answerer
             .as_mut()

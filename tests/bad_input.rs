@@ -5,6 +5,7 @@ mod common;
 
 use std::io::Write;
 use std::process::{Command, Stdio};
+use std::time::Duration;
 
 fn answer_with_stdin(input: &[u8]) -> (Option<i32>, String) {
     let mut child = Command::new(common::duet())
@@ -18,7 +19,11 @@ fn answer_with_stdin(input: &[u8]) -> (Option<i32>, String) {
     // A refusal may close the pipe before all of the junk is written.
     let _ = stdin.write_all(input);
     drop(stdin);
-    let output = child.wait_with_output().expect("exit");
+    let output = common::wait_with_output_within(
+        child,
+        Duration::from_secs(30),
+        "duet call to refuse the input",
+    );
     (
         output.status.code(),
         String::from_utf8_lossy(&output.stderr).into_owned(),
@@ -89,7 +94,11 @@ fn an_offer_pasted_where_the_answer_is_due_is_refused() {
     let mut stdin = child.stdin.take().expect("stdin");
     let _ = stdin.write_all(format!("{}\n", offer_token()).as_bytes());
     drop(stdin);
-    let output = child.wait_with_output().expect("exit");
+    let output = common::wait_with_output_within(
+        child,
+        Duration::from_secs(60),
+        "duet call to refuse an offer given for an answer",
+    );
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
@@ -106,10 +115,11 @@ fn an_offer_pasted_where_the_answer_is_due_is_refused() {
 #[test]
 fn bad_options_say_what_is_allowed() {
     let run = |args: &[&str]| {
-        let output = Command::new(common::duet())
-            .args(args)
-            .output()
-            .expect("duet");
+        let output = common::output_within(
+            Command::new(common::duet()).args(args),
+            Duration::from_secs(30),
+            "duet to refuse its options",
+        );
         (
             output.status.code(),
             String::from_utf8_lossy(&output.stderr).into_owned(),
@@ -136,12 +146,14 @@ fn a_corrupt_settings_file_is_named_in_a_warning_and_duet_goes_on() {
     let dir = common::scratch("bad-settings");
     let path = dir.join("settings.toml");
     std::fs::write(&path, "name = \"unterminated\nmicrophone = [").expect("write");
-    let output = Command::new(common::duet())
-        .arg("--config")
-        .arg(&path)
-        .arg("devices")
-        .output()
-        .expect("duet");
+    let output = common::output_within(
+        Command::new(common::duet())
+            .arg("--config")
+            .arg(&path)
+            .arg("devices"),
+        Duration::from_secs(30),
+        "duet devices with a corrupt settings file",
+    );
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "{stderr}");
     assert!(

@@ -8,32 +8,35 @@ use common::chromium::{Chromium, Page, fake_media, in_own_network};
 use common::{RoomCall, SignalServer};
 use duet::call::CallSummary;
 use serde_json::Value;
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
 const SECOND: Duration = Duration::from_secs(1);
-const FRAMES: u64 = 60;
-
-/// What Duet must have seen of Chromium: H.264 frames stamped with Duet's pattern (from
-/// the fake camera file), the 660 Hz tone, and the page's greeting on the data channel.
-fn assert_duet_saw_chromium(summary: &CallSummary) {
+/// What Duet must have seen of Chromium: at least 90 % of the pictures Chromium encoded,
+/// decoded and stamped with Duet's pattern (from the fake camera file), the 660 Hz tone
+/// through the call, and the page's greeting on the data channel.
+fn assert_duet_saw_chromium(summary: &CallSummary, page_stats: &Value) {
     let video = &summary.video_received;
+    let encoded = page_stats["outbound"]["video"]["framesEncoded"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("the page did not say what it encoded: {page_stats}"));
     assert!(
-        video.frames_decoded >= FRAMES,
-        "Duet decoded {} frames of Chromium's: {summary:#?}",
+        encoded >= 60,
+        "Chromium encoded only {encoded} pictures: {page_stats}"
+    );
+    assert!(
+        video.frames_decoded * 10 >= encoded * 9,
+        "Duet decoded {} of the {encoded} pictures Chromium encoded: {summary:#?}",
         video.frames_decoded
     );
     assert!(
-        video.stamps_read >= FRAMES,
-        "Duet read {} stamps in Chromium's video",
-        video.stamps_read
+        video.stamps_read * 100 >= video.frames_decoded * 95,
+        "Duet read {} stamps in {} of Chromium's pictures",
+        video.stamps_read,
+        video.frames_decoded
     );
-    let heard = summary.audio_received.frequency_hz.unwrap_or(0.0);
-    assert!(
-        (heard - 660.0).abs() <= 3.0,
-        "Duet heard {heard} Hz from Chromium"
-    );
+    common::assert_heard_tone(summary, 660.0, "Duet");
     assert!(
         summary.messages_received.iter().any(|m| m == "browser"),
         "no data-channel message from Chromium: {:?}",
@@ -41,27 +44,52 @@ fn assert_duet_saw_chromium(summary: &CallSummary) {
     );
 }
 
-/// What Chromium must have seen of Duet: inbound H.264 decoded, sound with energy, Duet's
-/// stamps read back from decoded frames, and Duet's greeting on the data channel.
-fn assert_chromium_saw_duet(page: &mut Page) -> Value {
+/// What Chromium must have seen of Duet: H.264 decoded from at least 90 % of the pictures
+/// Duet captured and Duet's stamps read back from 80 % (the page reads the pictures it is
+/// shown, and a headless compositor shows fewer than it decodes), Duet's tone at its level for 90 % of the call
+/// with little concealed, and Duet's greeting on the data channel. Returns the page's stats.
+fn assert_chromium_saw_duet(page: &mut Page, duet: &CallSummary) -> Value {
     let stats = page.eval("duet.stats()");
     let video = &stats["video"];
     assert_eq!(video["mimeType"], "video/H264", "{stats}");
+    let captured = duet.video_sent.frames_captured;
+    assert!(captured >= 60, "Duet captured only {captured} pictures");
+    let decoded = video["framesDecoded"].as_u64().unwrap_or(0);
     assert!(
-        video["framesDecoded"].as_u64().unwrap_or(0) >= FRAMES,
-        "{stats}"
+        decoded * 10 >= captured * 9,
+        "Chromium decoded {decoded} of Duet's {captured} pictures: {stats}"
     );
-    let audio = &stats["audio"];
+    let stamps = page.eval("duet.stamps.read").as_u64().unwrap_or(0);
     assert!(
-        audio["totalAudioEnergy"].as_f64().unwrap_or(0.0) > 0.0,
-        "no sound energy: {stats}"
-    );
-    let stamps = page.eval("duet.stamps.read");
-    assert!(
-        stamps.as_u64().unwrap_or(0) >= FRAMES,
-        "Chromium read {stamps} of Duet's stamps"
+        stamps * 10 >= captured * 8,
+        "Chromium read {stamps} of Duet's {captured} stamps"
     );
     assert_eq!(page.eval("duet.stamps.outOfOrder"), 0);
+    // Sound: played for most of the call, little of it made up, at a tone's level (Duet's
+    // tone is about -13 dBFS; a click or noise is far below).
+    let audio = &stats["audio"];
+    let number = |name: &str| {
+        audio[name]
+            .as_f64()
+            .unwrap_or_else(|| panic!("no {name} in Chromium's audio stats: {stats}"))
+    };
+    let seconds = number("totalSamplesDuration");
+    assert!(
+        seconds >= 0.9 * duet.connected_seconds,
+        "Chromium played {seconds:.1} s of a {:.1} s call",
+        duet.connected_seconds
+    );
+    let concealed = number("concealedSamples") / number("totalSamplesReceived").max(1.0);
+    assert!(
+        concealed <= 0.1,
+        "Chromium concealed {:.0} % of Duet's sound",
+        concealed * 100.0
+    );
+    let mean_power = number("totalAudioEnergy") / seconds.max(1e-3);
+    assert!(
+        mean_power >= 0.01,
+        "Chromium heard Duet at a mean power of {mean_power:.4} (the tone is about 0.04): {stats}"
+    );
     let messages = page.eval("duet.messages");
     assert!(
         messages
@@ -100,8 +128,9 @@ fn chromium_and_duet_call_through_a_room() {
         &["--duration", "6"],
     );
     assert_eq!(duet.wait(40 * SECOND), Some(0));
-    assert_duet_saw_chromium(&duet.summary());
-    assert_chromium_saw_duet(&mut page);
+    let summary = duet.summary();
+    let stats = assert_chromium_saw_duet(&mut page, &summary);
+    assert_duet_saw_chromium(&summary, &stats);
     page.wait_for(
         "duet.state === 'ended' && duet.endReason === 'remote hung up'",
         5 * SECOND,
@@ -120,8 +149,8 @@ fn chromium_and_duet_call_through_a_room() {
     assert_eq!(duet.wait(40 * SECOND), Some(0));
     let summary = duet.summary();
     assert_eq!(summary.role, "answerer");
-    assert_duet_saw_chromium(&summary);
-    assert_chromium_saw_duet(&mut page);
+    let stats = assert_chromium_saw_duet(&mut page, &summary);
+    assert_duet_saw_chromium(&summary, &stats);
 }
 
 /// Starts `duet call --offer` or `--answer` with tokens on its stdin and stdout.
@@ -149,11 +178,13 @@ fn paste_duet(role: &str, stats: &std::path::Path) -> std::process::Child {
 }
 
 fn first_line(child: &mut std::process::Child) -> String {
-    let mut line = String::new();
-    let mut out = BufReader::new(child.stdout.take().expect("stdout"));
-    out.read_line(&mut line).expect("token line");
-    std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
-    line.trim().to_owned()
+    common::first_line_within(
+        child.stdout.take().expect("stdout"),
+        30 * SECOND,
+        "token from duet call",
+    )
+    .trim()
+    .to_owned()
 }
 
 /// Pastes `token` into the page's paste panel, as a person would, and returns what the page
@@ -187,18 +218,8 @@ fn paste_into_page(page: &mut Page, token: &str, answers: bool) -> String {
 }
 
 fn wait_success(child: &mut std::process::Child) {
-    let deadline = std::time::Instant::now() + 40 * SECOND;
-    loop {
-        if let Some(status) = child.try_wait().expect("wait") {
-            assert!(status.success(), "duet call failed: {status}");
-            return;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "duet call did not end"
-        );
-        std::thread::sleep(SECOND / 10);
-    }
+    let status = common::wait_for_exit(child, 40 * SECOND, "duet call to end");
+    assert!(status.success(), "duet call failed: {status}");
 }
 
 fn read_summary(path: &std::path::Path) -> CallSummary {
@@ -240,8 +261,9 @@ fn chromium_and_duet_call_by_paste() {
     writeln!(stdin, "{answer}").expect("answer in");
     wait_success(&mut duet);
     drop(stdin);
-    assert_duet_saw_chromium(&read_summary(&stats));
-    assert_chromium_saw_duet(&mut page);
+    let summary = read_summary(&stats);
+    let page_stats = assert_chromium_saw_duet(&mut page, &summary);
+    assert_duet_saw_chromium(&summary, &page_stats);
 
     // The page offers; Duet answers.
     page.eval("location.reload()");
@@ -265,8 +287,9 @@ fn chromium_and_duet_call_by_paste() {
     page.wait_for("duet.state === 'connected'", 10 * SECOND);
     wait_success(&mut duet);
     drop(stdin);
-    assert_duet_saw_chromium(&read_summary(&stats));
-    assert_chromium_saw_duet(&mut page);
+    let summary = read_summary(&stats);
+    let page_stats = assert_chromium_saw_duet(&mut page, &summary);
+    assert_duet_saw_chromium(&summary, &page_stats);
 }
 
 fn nft(script: &str) {
@@ -303,13 +326,17 @@ fn chromium_keyframe_request_gets_an_idr() {
         &server.ws_url(),
         "pli",
         scratch.join("duet.json"),
-        &["--duration", "8"],
+        &["--duration", "11"],
     );
     page.wait_for("duet.state === 'connected'", 20 * SECOND);
     std::thread::sleep(2 * SECOND);
-    let before = page.eval("duet.stats()")["video"]["pliCount"]
-        .as_u64()
-        .unwrap_or(0);
+    let video_now = |page: &mut Page| page.eval("duet.stats()")["video"].clone();
+    let count = |video: &Value, name: &str| {
+        video[name]
+            .as_u64()
+            .unwrap_or_else(|| panic!("no {name} in Chromium's stats: {video}"))
+    };
+    let before = video_now(&mut page);
 
     // Everything Duet sends vanishes for 2 s, and its retransmissions (RTX, payload type
     // 103) stay lost: NACK cannot repair the picture, so the browser must ask for a
@@ -330,26 +357,29 @@ fn chromium_keyframe_request_gets_an_idr() {
 
     page.wait_for("duet.pc && duet.state === 'connected'", 5 * SECOND);
     std::thread::sleep(2 * SECOND);
-    let stats = page.eval("duet.stats()");
-    let after = stats["video"]["pliCount"].as_u64().unwrap_or(0);
+    let after = video_now(&mut page);
+    std::thread::sleep(2 * SECOND);
+    let end = video_now(&mut page);
     assert_eq!(duet.wait(30 * SECOND), Some(0));
-    assert!(after > before, "Chromium sent no PLI: {stats}");
-    let sent = duet.summary().video_sent;
+    // Cause and effect, seen from the browser: it asked for a keyframe during the blackout
+    // (its start-up requests came before `before`), then decoded a new one, and Duet's
+    // picture ran at the full rate again afterwards (30 fps; 2 s).
     assert!(
-        sent.keyframe_requests_received >= 1,
-        "Duet heard no keyframe request: {sent:#?}"
+        count(&after, "pliCount") > count(&before, "pliCount"),
+        "Chromium sent no PLI: {after}"
     );
+    assert!(
+        count(&after, "keyFramesDecoded") > count(&before, "keyFramesDecoded"),
+        "Chromium decoded no new keyframe after asking: {after}"
+    );
+    let recovered = count(&end, "framesDecoded") - count(&after, "framesDecoded");
+    assert!(
+        recovered >= 50,
+        "Chromium decoded {recovered} pictures in the 2 s after recovering"
+    );
+    let sent = duet.summary().video_sent;
     assert!(
         sent.keyframes_on_request >= 1,
         "Duet sent no IDR on request: {sent:#?}"
-    );
-    // Chromium decodes again after the IDR.
-    let decoded_then = stats["video"]["framesDecoded"].as_u64().unwrap_or(0);
-    let decoded_at_end = page.eval("duet.stats()")["video"]["framesDecoded"]
-        .as_u64()
-        .unwrap_or(0);
-    assert!(
-        decoded_at_end > decoded_then,
-        "Chromium's picture did not recover"
     );
 }

@@ -25,6 +25,22 @@ impl Drop for Coturn {
     }
 }
 
+impl Coturn {
+    fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+}
+
+/// How many requests coturn has refused for their credentials so far, from its log
+/// (`check_stun_auth: Cannot find credentials of user <...>`).
+fn coturn_refusals(dir: &std::path::Path) -> usize {
+    std::fs::read_to_string(dir.join("turnserver.log"))
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.contains("ERROR: check_stun_auth"))
+        .count()
+}
+
 fn free_udp_port() -> u16 {
     std::net::UdpSocket::bind("127.0.0.1:0")
         .and_then(|s| s.local_addr())
@@ -68,7 +84,7 @@ fn relay_call(server: &SignalServer, room: &str, dir: &std::path::Path) -> (Room
         &server.ws_url(),
         room,
         dir.join(format!("{room}-2.json")),
-        &["--relay-only", "--duration", "3"],
+        &["--relay-only", "--duration", "4"],
     );
     (first, second)
 }
@@ -76,32 +92,45 @@ fn relay_call(server: &SignalServer, room: &str, dir: &std::path::Path) -> (Room
 #[test]
 fn turn_shared_secret_credentials_are_accepted_by_coturn() {
     let dir = common::scratch("turn");
-    let coturn = start_coturn(&dir);
+    let mut coturn = start_coturn(&dir);
     let turn_url = format!("turn:127.0.0.1:{}?transport=udp", coturn.port);
 
     let server = SignalServer::start(&["--turn-url", &turn_url, "--turn-secret", SECRET]);
     let (mut first, mut second) = relay_call(&server, "relayed", &dir);
     assert_eq!(second.wait(40 * SECOND), Some(0));
     assert_eq!(first.wait(15 * SECOND), Some(0));
-    for call in [&first, &second] {
-        let summary = call.summary();
+    let (first, second) = (first.summary(), second.summary());
+    for (receiver, sender, tone, name) in [
+        (&first, &second, 440.0, "first"),
+        (&second, &first, 660.0, "second"),
+    ] {
         assert_eq!(
-            summary.path.as_deref(),
+            receiver.path.as_deref(),
             Some("relay -> relay"),
-            "{summary:#?}"
+            "{receiver:#?}"
         );
-        assert!(
-            summary.video_received.frames_decoded >= 60,
-            "{:#?}",
-            summary.video_received
-        );
-        assert!(summary.audio_received.frequency_hz.is_some());
+        // The first picture or two may meet a relay whose permission for them is not yet
+        // made (the far side's TURN allocation is a round trip behind; seen here: pictures
+        // from frame 1 or 2, one or two requests): two keyframe requests allowed.
+        common::assert_whole_video(receiver, sender, name, 2);
+        common::assert_heard_tone(receiver, tone, name);
     }
 
     // Credentials made from the wrong secret are refused by coturn: no relay, no call.
     let wrong = SignalServer::start(&["--turn-url", &turn_url, "--turn-secret", "not-the-secret"]);
+    let refusals_before = coturn_refusals(&dir);
     let (mut first, mut second) = relay_call(&wrong, "refused", &dir);
     assert_eq!(second.wait(60 * SECOND), Some(1));
+    // It failed because coturn said no, not because coturn was gone.
+    assert!(
+        coturn.is_running(),
+        "coturn died: the refusal proves nothing"
+    );
+    assert!(
+        coturn_refusals(&dir) > refusals_before,
+        "coturn logged no refusal of the wrong credentials: {}",
+        std::fs::read_to_string(dir.join("turnserver.log")).unwrap_or_default()
+    );
     let summary = second.summary();
     assert!(
         summary.end_reason.contains("failed to connect")

@@ -6,7 +6,7 @@
 mod common;
 
 use duet::media::pattern::read_stamp;
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
@@ -140,10 +140,11 @@ fn call_the_window(dir: &std::path::Path, display: &Display, seconds: u32) -> (C
         .stderr(Stdio::null())
         .spawn()
         .expect("duet call --offer");
-    let mut offer = String::new();
-    let mut offer_out = BufReader::new(offerer.stdout.take().expect("stdout"));
-    offer_out.read_line(&mut offer).expect("offer");
-    std::thread::spawn(move || std::io::copy(&mut offer_out, &mut std::io::sink()));
+    let offer = common::first_line_within(
+        offerer.stdout.take().expect("stdout"),
+        Duration::from_secs(30),
+        "offer token",
+    );
     std::fs::write(dir.join("offer.txt"), &offer).expect("offer file");
 
     let mut window = Command::new(common::duet())
@@ -157,10 +158,11 @@ fn call_the_window(dir: &std::path::Path, display: &Display, seconds: u32) -> (C
         .stderr(Stdio::null())
         .spawn()
         .expect("duet window");
-    let mut answer = String::new();
-    BufReader::new(window.stdout.take().expect("stdout"))
-        .read_line(&mut answer)
-        .expect("answer");
+    let answer = common::first_line_within(
+        window.stdout.take().expect("stdout"),
+        Duration::from_secs(30),
+        "answer token from the window",
+    );
     let mut offer_in = offerer.stdin.take().expect("stdin");
     offer_in.write_all(answer.as_bytes()).expect("answer in");
     (offerer, window)
@@ -259,15 +261,18 @@ fn window_survives_the_peer_vanishing() {
     let _ = offerer.wait();
     let killed = Instant::now();
 
-    // The window goes on drawing while it finds out, then says what happened.
+    // The window goes on drawing while it finds out (its self-view and the call's clock
+    // move on; the far side's picture stands still), then says what happened. Only the
+    // screens from before it says so count as drawing.
     let mut screens = Vec::new();
     let mut said = String::new();
     while killed.elapsed() < Duration::from_secs(25) {
-        screens.push(display.screenshot(&dir).0);
+        let screen = display.screenshot(&dir).0;
         said = display.status_text(&dir);
-        if said.contains("connectionlost") {
+        if said.contains("callended") || said.contains("connectionlost") {
             break;
         }
+        screens.push(screen);
         std::thread::sleep(Duration::from_millis(700));
     }
     let noticed = killed.elapsed();
@@ -281,7 +286,7 @@ fn window_survives_the_peer_vanishing() {
     screens.dedup();
     assert!(
         screens.len() >= 2,
-        "the screen did not change after the far side vanished"
+        "the window did not redraw while it found out the far side had vanished"
     );
     assert!(still_running, "the window exited");
     eprintln!(

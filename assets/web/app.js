@@ -9,8 +9,10 @@ const duet = (window.duet = {
   endReason: null,
   messages: [],
   keyframeRequests: 0,
+  // Stamps read on received frames; `frames` holds [frame, captured, presented, rtp] of each
+  // (wall-clock ms, RTP timestamp; captured is null until the browser can tell it, and rtp
+  // where it has none; see watchRemoteFrames).
   stamps: { read: 0, outOfOrder: 0, last: -1, latencies: [], frames: [] },
-  localFrames: [],
   pc: null,
   // performance.timeOrigin-based wall-clock times (ms) of the steps of a call.
   timeline: {},
@@ -57,7 +59,6 @@ async function getMedia() {
       video: { width: { ideal: width }, height: { ideal: height }, frameRate: { ideal: 30 } },
     });
     $("local").srcObject = localStream;
-    watchLocalFrames();
   } catch (e) {
     note(`No camera or microphone (${e.name}): receiving only`);
     localStream = null;
@@ -386,10 +387,12 @@ function readStamp(rgba, w, h) {
   return { frame, captureMs };
 }
 
+// Calls onStamp(stamp, metadata) for each stamped picture `video` shows; `metadata` is the
+// requestVideoFrameCallback metadata, or null where the browser has none.
 function stampReader(video, onStamp) {
   const canvas = document.createElement("canvas");
   const ctx = canvas.getContext("2d", { willReadFrequently: true });
-  const read = (now, metadata) => {
+  const read = (_now, metadata) => {
     const w = video.videoWidth, h = video.videoHeight;
     if (w && h) {
       const band = Math.min(h, Math.ceil((Math.floor(w / COLUMNS) * ROWS) + 2));
@@ -397,12 +400,12 @@ function stampReader(video, onStamp) {
       canvas.height = band;
       ctx.drawImage(video, 0, 0, w, h, 0, 0, w, h);
       const stamp = readStamp(ctx.getImageData(0, 0, w, band).data, w, h);
-      if (stamp) onStamp(stamp, performance.timeOrigin + (metadata && metadata.captureTime ? metadata.captureTime : performance.now()), metadata);
+      if (stamp) onStamp(stamp, metadata || null);
     }
     schedule();
   };
   const schedule = () =>
-    video.requestVideoFrameCallback ? video.requestVideoFrameCallback(read) : setTimeout(() => read(performance.now()), 10);
+    video.requestVideoFrameCallback ? video.requestVideoFrameCallback(read) : setTimeout(() => read(performance.now(), null), 10);
   schedule();
 }
 
@@ -411,7 +414,7 @@ function watchRemoteFrames() {
   if (watchingRemote) return;
   watchingRemote = true;
   const s = duet.stamps;
-  stampReader($("remote"), (stamp, _capturedAt, metadata) => {
+  stampReader($("remote"), (stamp, metadata) => {
     const now = wallNow();
     if (!duet.timeline.firstFrame) duet.timeline.firstFrame = now;
     // When the decoded picture was handed to the compositor: the nearest to "decoded".
@@ -421,19 +424,16 @@ function watchRemoteFrames() {
     s.read++;
     if (stamp.frame < s.last && s.last - stamp.frame < 1000) s.outOfOrder++;
     s.last = stamp.frame;
-    // A live stamp carries its capture time; a stamp from a file (a fake camera) does not,
-    // and is matched to the sender's own record of that frame instead.
+    // A live stamp (Duet's sender) carries its capture time.
     const latency = now - stamp.captureMs;
     if (latency > -1000 && latency < 5000) s.latencies.push(latency);
-    if (s.frames.length < 20000) s.frames.push([stamp.frame, presented]);
-  });
-}
-
-// Records when each stamped frame of our own camera was captured, for senders whose camera
-// is a file: the receiver's arrival times are compared with these.
-function watchLocalFrames() {
-  stampReader($("local"), (stamp, capturedAt) => {
-    if (duet.localFrames.length < 20000) duet.localFrames.push([stamp.frame, capturedAt]);
+    // A stamp from a file (a browser's fake camera) does not: take the capture time the
+    // receiver knows, the sender's capture clock carried by RTP timestamps and mapped through
+    // RTCP sender reports (absent until the first reports have come), and the RTP timestamp
+    // itself, from which the capture time of a picture before them can be counted back.
+    const captured = metadata && metadata.captureTime ? performance.timeOrigin + metadata.captureTime : null;
+    const rtp = metadata && metadata.rtpTimestamp !== undefined ? metadata.rtpTimestamp : null;
+    if (s.frames.length < 20000) s.frames.push([stamp.frame, captured, presented, rtp]);
   });
 }
 
@@ -453,6 +453,9 @@ duet.stats = async () => {
         packetsReceived: s.packetsReceived,
         bytesReceived: s.bytesReceived,
         totalAudioEnergy: s.totalAudioEnergy,
+        totalSamplesDuration: s.totalSamplesDuration,
+        totalSamplesReceived: s.totalSamplesReceived,
+        concealedSamples: s.concealedSamples,
         audioLevel: s.audioLevel,
         jitterBufferDelay: s.jitterBufferDelay,
         jitterBufferEmittedCount: s.jitterBufferEmittedCount,

@@ -500,7 +500,12 @@ pub struct VideoReceiveStats {
     pub stamps_not_live: u64,
     /// Capture-to-decoded latency of each stamped frame, milliseconds.
     pub latencies_ms: Vec<f64>,
+    /// Each live stamped picture (the first [`KEPT_PICTURES`]).
+    pub stamped: Vec<crate::call::summary::StampedPicture>,
 }
+
+/// Keep at most this many stamped pictures (20 minutes at 30 fps).
+const KEPT_PICTURES: usize = 36_000;
 
 /// What the audio decoder saw.
 #[derive(Default)]
@@ -719,6 +724,13 @@ impl ReceivePipeline {
                                 // camera) identifies the frame but says nothing of latency.
                                 if (-1000.0..5000.0).contains(&latency) {
                                     s.latencies_ms.push(latency);
+                                    if s.stamped.len() < KEPT_PICTURES {
+                                        s.stamped.push(crate::call::summary::StampedPicture(
+                                            stamp.frame_number,
+                                            stamp.capture_time_ms as f64,
+                                            latency,
+                                        ));
+                                    }
                                 } else {
                                     s.stamps_not_live += 1;
                                 }

@@ -108,6 +108,9 @@ struct Timeline {
     negotiated: Option<Instant>,
     connected: Option<Instant>,
     ended: Option<Instant>,
+    /// This process's CPU seconds when the call connected and when it ended.
+    cpu_at_connected: Option<f64>,
+    cpu_at_end: Option<f64>,
 }
 
 /// Runs one call to its end. Returns when the call has ended and its summary was sent.
@@ -181,6 +184,8 @@ pub async fn run_call(
         negotiated: None,
         connected: None,
         ended: None,
+        cpu_at_connected: None,
+        cpu_at_end: None,
     };
     let mut ticker = tokio::time::interval(Duration::from_millis(250));
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
@@ -352,6 +357,7 @@ pub async fn run_call(
                 }
                 Effect::StartMedia => {
                     timeline.connected = Some(Instant::now());
+                    timeline.cpu_at_connected = ProcessUsage::of_this_process().cpu_seconds;
                     sending = Some(SendPipeline::start(
                         &options.media,
                         peer.video.clone(),
@@ -374,6 +380,7 @@ pub async fn run_call(
                 }
                 Effect::Close => {
                     timeline.ended = Some(Instant::now());
+                    timeline.cpu_at_end = ProcessUsage::of_this_process().cpu_seconds;
                     if let Some(pipeline) = sending.take() {
                         tokio::task::spawn_blocking(move || pipeline.stop())
                             .await
@@ -407,6 +414,10 @@ pub async fn run_call(
         .await
         .ok();
     summary.process = ProcessUsage::of_this_process();
+    summary.process.cpu_seconds_connected = timeline
+        .cpu_at_connected
+        .zip(timeline.cpu_at_end)
+        .map(|(from, to)| to - from);
     let _ = updates
         .send(CallUpdate::Ended {
             reason,
@@ -547,6 +558,7 @@ fn summarize(
             first_stamp_frame: video.first_stamp_frame,
             last_stamp_frame: video.last_stamp_frame,
             latency_ms: Percentiles::of(&video.latencies_ms),
+            stamped: video.stamped,
         },
         audio_sent: AudioSent {
             tone_hz: media.send_audio.then_some(media.tone_hz),
@@ -559,6 +571,7 @@ fn summarize(
             seconds: audio.analyzer.samples_seen() as f64 / AUDIO_SAMPLE_RATE as f64,
             rms: audio.analyzer.rms(),
             frequency_hz: audio.analyzer.dominant_frequency(),
+            tone_seconds: audio.analyzer.seconds_of_tone(),
             latency_ms: Percentiles::of(audio.analyzer.mark_latencies_ms()),
         },
         played,

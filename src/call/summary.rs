@@ -64,6 +64,28 @@ pub struct VideoReceived {
     pub last_stamp_frame: Option<u32>,
     /// Capture (far side) to decoded (this side), from the stamps.
     pub latency_ms: Option<Percentiles>,
+    /// Every live stamped picture decoded (the first 20 minutes' worth): its frame
+    /// number, when the far side captured it and how late it was decoded, so a test can
+    /// tell which pictures came after an outage, and a benchmark can pool latencies.
+    #[serde(default)]
+    pub stamped: Vec<StampedPicture>,
+}
+
+/// One stamped picture as decoded: `[frame, captured (Unix ms), latency ms]` in JSON.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq)]
+pub struct StampedPicture(pub u32, pub f64, pub f64);
+
+impl StampedPicture {
+    pub fn frame(&self) -> u32 {
+        self.0
+    }
+    /// When the far side captured it, Unix milliseconds.
+    pub fn captured_ms(&self) -> f64 {
+        self.1
+    }
+    pub fn latency_ms(&self) -> f64 {
+        self.2
+    }
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -79,14 +101,23 @@ pub struct AudioReceived {
     pub decode_errors: u64,
     pub seconds: f64,
     pub rms: f64,
+    /// The frequency heard for longest.
     pub frequency_hz: Option<f64>,
+    /// Seconds of sound that carried that frequency (judged a quarter second at a time).
+    #[serde(default)]
+    pub tone_seconds: f64,
     /// Capture (far side) to decoded (this side), from the tone's marks.
     pub latency_ms: Option<Percentiles>,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct ProcessUsage {
+    /// CPU time of the whole process life, seconds.
     pub cpu_seconds: Option<f64>,
+    /// CPU time from connected to the end of the call, seconds: the window a benchmark
+    /// compares with another program's call.
+    #[serde(default)]
+    pub cpu_seconds_connected: Option<f64>,
     pub peak_rss_mb: Option<f64>,
 }
 
@@ -112,6 +143,7 @@ impl ProcessUsage {
             });
         Self {
             cpu_seconds,
+            cpu_seconds_connected: None,
             peak_rss_mb,
         }
     }
@@ -228,12 +260,13 @@ impl std::fmt::Display for CallSummary {
         )?;
         writeln!(
             f,
-            "  audio: sent {} packets; received {} ({:.1} s, {} recovered), tone {}",
+            "  audio: sent {} packets; received {} ({:.1} s, {} recovered), tone {} for {:.1} s",
             self.audio_sent.packets,
             ar.packets,
             ar.seconds,
             ar.packets_recovered,
-            fmt_opt(ar.frequency_hz, " Hz")
+            fmt_opt(ar.frequency_hz, " Hz"),
+            ar.tone_seconds
         )?;
         writeln!(
             f,
@@ -269,8 +302,9 @@ impl std::fmt::Display for CallSummary {
         }
         write!(
             f,
-            "  process: cpu {}, peak rss {}",
+            "  process: cpu {} ({} while connected), peak rss {}",
             fmt_opt(self.process.cpu_seconds, " s"),
+            fmt_opt(self.process.cpu_seconds_connected, " s"),
             fmt_opt(self.process.peak_rss_mb, " MB")
         )
     }

@@ -67,8 +67,12 @@ const BLOCK: usize = 120;
 const BLOCK_MS: f64 = 2.5;
 /// Marks in the first second of sound are not read.
 const WARM_UP_US: u64 = 1_000_000;
-/// Samples kept for the frequency estimate: 0.5 s.
-const SPECTRUM_WINDOW: usize = 24_000;
+/// Samples judged at a time for which tone is heard: 0.25 s.
+const SPECTRUM_WINDOW: usize = 12_000;
+/// A tone "holds" a window when at least this share of the window's energy is at its
+/// frequency (a pure tone with the marks' silences gives about 0.8; noise, silence or
+/// another frequency next to nothing).
+const HOLDS: f64 = 0.25;
 
 /// Reads a received stamped tone: its frequency, its level, and the latency of each mark.
 #[derive(Default)]
@@ -80,6 +84,12 @@ pub struct ToneAnalyzer {
     samples_seen: u64,
     energy_sum: f64,
     first_tone_us: Option<u64>,
+    /// Samples pushed since the last window was judged.
+    unjudged: usize,
+    /// The frequency that held the last window judged, if any.
+    holding: Option<f64>,
+    /// Seconds heard at each frequency (within 1.5 Hz), in the order first heard.
+    seconds_at: Vec<(f64, f64)>,
 }
 
 struct Gap {
@@ -106,6 +116,34 @@ impl ToneAnalyzer {
         self.recent.extend(samples.iter().copied());
         let excess = self.recent.len().saturating_sub(SPECTRUM_WINDOW);
         self.recent.drain(..excess);
+        self.unjudged += samples.len();
+        if self.unjudged >= SPECTRUM_WINDOW {
+            let seconds = self.unjudged as f64 / AUDIO_SAMPLE_RATE as f64;
+            self.unjudged = 0;
+            self.judge_window(seconds);
+        }
+    }
+
+    /// Which frequency, if any, holds the last window: the one that held the window before
+    /// is checked first (one Goertzel filter), the whole range searched only when it fails,
+    /// so following a steady tone costs next to nothing.
+    fn judge_window(&mut self, seconds: f64) {
+        let samples: Vec<f64> = self.recent.iter().map(|&s| s as f64).collect();
+        let share = |f: f64| tone_share(&samples, f);
+        let held = match self.holding {
+            Some(f) if share(f) >= HOLDS => Some(f),
+            _ => strongest_frequency(&samples).filter(|&f| share(f) >= HOLDS),
+        };
+        self.holding = held;
+        let Some(f) = held else { return };
+        match self
+            .seconds_at
+            .iter_mut()
+            .find(|(g, _)| (g - f).abs() <= 1.5)
+        {
+            Some((_, heard)) => *heard += seconds,
+            None => self.seconds_at.push((f, seconds)),
+        }
     }
 
     fn track_marks(&mut self, rms: f64, block_us: u64) {
@@ -180,35 +218,78 @@ impl ToneAnalyzer {
         }
     }
 
-    /// The strongest frequency in the last half second, in Hz, or `None` in silence.
+    /// The frequency heard for longest (judged a quarter second at a time), in Hz, or
+    /// `None` when no tone held any stretch of the sound.
     pub fn dominant_frequency(&self) -> Option<f64> {
-        if self.recent.len() < 4800 {
-            return None;
-        }
-        let samples: Vec<f64> = self.recent.iter().map(|&s| s as f64).collect();
-        let power = |f: f64| goertzel_power(&samples, f);
-        let mut best = (0.0, 0.0);
-        let mut f = 50.0;
-        while f <= 4000.0 {
-            let p = power(f);
-            if p > best.1 {
-                best = (f, p);
-            }
-            f += 5.0;
-        }
-        let mut fine = best;
-        let mut f = best.0 - 5.0;
-        while f <= best.0 + 5.0 {
-            let p = power(f);
-            if p > fine.1 {
-                fine = (f, p);
-            }
-            f += 1.0;
-        }
-        let total: f64 = samples.iter().map(|s| s * s).sum();
-        // A pure tone puts about N/2 * total into its bin; noise spreads thin.
-        (fine.1 > 0.05 * total * samples.len() as f64 / 2.0 && total > 0.0).then_some(fine.0)
+        self.longest_heard().map(|(f, _)| f)
     }
+
+    /// Seconds of sound that carried the dominant frequency: with the frequency, whether
+    /// the tone was heard through the call or only for a moment of it.
+    pub fn seconds_of_tone(&self) -> f64 {
+        let Some((f, seconds)) = self.longest_heard() else {
+            return 0.0;
+        };
+        // The last window, still being gathered, counts too when that tone holds it.
+        let unjudged = self.unjudged.min(self.recent.len());
+        let Some(held) = self.holding.filter(|h| (h - f).abs() <= 1.5) else {
+            return seconds;
+        };
+        if unjudged < AUDIO_SAMPLE_RATE as usize / 20 {
+            return seconds;
+        }
+        let tail: Vec<f64> = self
+            .recent
+            .iter()
+            .skip(self.recent.len() - unjudged)
+            .map(|&s| s as f64)
+            .collect();
+        if tone_share(&tail, held) >= HOLDS {
+            seconds + unjudged as f64 / AUDIO_SAMPLE_RATE as f64
+        } else {
+            seconds
+        }
+    }
+
+    fn longest_heard(&self) -> Option<(f64, f64)> {
+        self.seconds_at
+            .iter()
+            .copied()
+            .reduce(|a, b| if b.1 > a.1 { b } else { a })
+    }
+}
+
+/// The share of the energy of `samples` that is at `frequency` (about 1 for a pure tone).
+fn tone_share(samples: &[f64], frequency: f64) -> f64 {
+    let total: f64 = samples.iter().map(|s| s * s).sum();
+    if total <= 0.0 {
+        return 0.0;
+    }
+    goertzel_power(samples, frequency) / (total * samples.len() as f64 / 2.0)
+}
+
+/// The strongest frequency between 50 Hz and 4 kHz, to 1 Hz.
+fn strongest_frequency(samples: &[f64]) -> Option<f64> {
+    let power = |f: f64| goertzel_power(samples, f);
+    let mut best = (0.0, 0.0);
+    let mut f = 50.0;
+    while f <= 4000.0 {
+        let p = power(f);
+        if p > best.1 {
+            best = (f, p);
+        }
+        f += 5.0;
+    }
+    let mut fine = best;
+    let mut f = best.0 - 5.0;
+    while f <= best.0 + 5.0 {
+        let p = power(f);
+        if p > fine.1 {
+            fine = (f, p);
+        }
+        f += 1.0;
+    }
+    (fine.1 > 0.0).then_some(fine.0)
 }
 
 fn goertzel_power(samples: &[f64], frequency: f64) -> f64 {
@@ -239,6 +320,9 @@ mod tests {
         }
         let f = analyzer.dominant_frequency().expect("a tone"); // test: a panic is the failure
         assert!((f - 660.0).abs() <= 2.0, "{f}");
+        // 5 s of tone, the last part of it still being gathered.
+        let heard = analyzer.seconds_of_tone();
+        assert!((4.9..=5.0).contains(&heard), "{heard} s of tone");
         let marks = analyzer.mark_latencies_ms();
         assert!(marks.len() >= 7, "{marks:?}");
         for latency in marks {
@@ -253,6 +337,35 @@ mod tests {
             analyzer.push(&[0; 960], i * 20_000);
         }
         assert_eq!(analyzer.dominant_frequency(), None);
+        assert_eq!(analyzer.seconds_of_tone(), 0.0);
         assert!(analyzer.mark_latencies_ms().is_empty());
+    }
+
+    #[test]
+    fn a_tone_that_stops_is_counted_for_the_time_it_was_heard() {
+        let mut tone = StampedTone::new(440.0);
+        let mut analyzer = ToneAnalyzer::new();
+        let start = 1_700_000_000_000_000u64;
+        // 2 s of tone, then 3 s of silence, then 1 s of another tone.
+        for _ in 0..100 {
+            let frame = tone.next_frame(start);
+            analyzer.push(&frame.samples, frame.capture_time_us);
+        }
+        for i in 0..150 {
+            analyzer.push(&[0; 960], start + 2_000_000 + i * 20_000);
+        }
+        let mut other = StampedTone::new(1000.0);
+        for _ in 0..50 {
+            let frame = other.next_frame(start + 5_000_000);
+            analyzer.push(&frame.samples, frame.capture_time_us);
+        }
+        let f = analyzer.dominant_frequency().expect("a tone"); // test: a panic is the failure
+        assert!((f - 440.0).abs() <= 2.0, "{f}");
+        let heard = analyzer.seconds_of_tone();
+        // Judged a quarter second at a time: the window where it stops counts whole.
+        assert!(
+            (1.75..=2.3).contains(&heard),
+            "{heard} s of the 440 Hz tone"
+        );
     }
 }

@@ -14,13 +14,15 @@ use tokio_tungstenite::tungstenite;
 
 /// Runs the calling test again inside a fresh network namespace that has only `lo`, so the
 /// browser and Duet can reach nothing but each other. Returns true inside (run the test
-/// body), false outside (the body ran inside, and passed).
+/// body), false outside (the body ran inside, and passed). Fails unless exactly this one
+/// test ran in there (a renamed test would otherwise run nothing and pass), and after 5
+/// minutes.
 pub fn in_own_network(test_name: &str) -> bool {
     if std::env::var_os("DUET_IN_NETNS").is_some() {
         return true;
     }
     let exe = std::env::current_exe().expect("test binary");
-    let status = Command::new("unshare")
+    let mut child = Command::new("unshare")
         .args([
             "--net",
             "sh",
@@ -31,11 +33,45 @@ pub fn in_own_network(test_name: &str) -> bool {
         .arg(exe)
         .args(["--exact", test_name, "--nocapture", "--test-threads=1"])
         .env("DUET_IN_NETNS", "1")
-        .status()
+        .stdout(Stdio::piped())
+        .spawn()
         .expect("unshare (util-linux) and root are needed: run scripts/setup.sh as root");
+    // The harness's own lines come on stdout; pass them on and keep them to count the tests.
+    let stdout = child.stdout.take().expect("stdout");
+    let reader = std::thread::spawn(move || {
+        use std::io::BufRead;
+        let mut seen = String::new();
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            println!("{line}");
+            seen.push_str(&line);
+            seen.push('\n');
+        }
+        seen
+    });
+    let deadline = Instant::now() + Duration::from_secs(300);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{test_name} did not end within 5 minutes inside its network namespace");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let seen = reader.join().unwrap_or_default();
     assert!(
         status.success(),
         "{test_name} failed inside its network namespace"
+    );
+    assert!(
+        seen.lines()
+            .any(|l| l.starts_with("test result: ok. 1 passed;")),
+        "{test_name} did not run exactly one test inside its namespace: {seen}"
     );
     false
 }
@@ -159,33 +195,6 @@ impl Chromium {
             std::thread::sleep(Duration::from_millis(100));
         }
     }
-
-    /// CPU seconds (user + system) of Chromium's whole process tree so far.
-    pub fn cpu_seconds(&self) -> f64 {
-        process_tree(self.child.id())
-            .iter()
-            .filter_map(|pid| std::fs::read_to_string(format!("/proc/{pid}/stat")).ok())
-            .filter_map(|stat| {
-                let rest = &stat[stat.rfind(')')? + 2..];
-                let fields: Vec<&str> = rest.split_whitespace().collect();
-                Some(fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?)
-            })
-            .sum::<f64>()
-            / 100.0
-    }
-
-    /// Proportional set size of the whole process tree, MB (shared pages split fairly).
-    pub fn pss_mb(&self) -> f64 {
-        process_tree(self.child.id())
-            .iter()
-            .filter_map(|pid| std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).ok())
-            .filter_map(|text| {
-                let line = text.lines().find(|l| l.starts_with("Pss:"))?;
-                line.split_whitespace().nth(1)?.parse::<f64>().ok()
-            })
-            .sum::<f64>()
-            / 1024.0
-    }
 }
 
 fn rand_suffix() -> u64 {
@@ -195,22 +204,74 @@ fn rand_suffix() -> u64 {
         .unwrap_or(0)
 }
 
-/// `pid` and all its descendants.
-pub fn process_tree(pid: u32) -> Vec<u32> {
-    let mut tree = vec![pid];
+/// `root` and all its descendants, `root` first; empty when `root` is gone. Found by the
+/// parent pid of every process in `/proc/*/stat`, which sees children forked by any of a
+/// process's threads (`/proc/P/task/P/children` lists only the main thread's).
+pub fn process_tree(root: u32) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let parent_of: Vec<(u32, u32)> = entries
+        .filter_map(Result::ok)
+        .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
+        .filter_map(|pid| Some((pid, stat_fields(pid)?.get(1)?.parse().ok()?)))
+        .collect();
+    if !parent_of.iter().any(|&(pid, _)| pid == root) {
+        return Vec::new();
+    }
+    let mut tree = vec![root];
     let mut i = 0;
     while i < tree.len() {
         let parent = tree[i];
-        let children = std::fs::read_to_string(format!("/proc/{parent}/task/{parent}/children"))
-            .unwrap_or_default();
-        tree.extend(
-            children
-                .split_whitespace()
-                .filter_map(|c| c.parse::<u32>().ok()),
-        );
+        // A pid reused while /proc was read could close a loop: take each pid once.
+        let children: Vec<u32> = parent_of
+            .iter()
+            .filter(|&&(pid, ppid)| ppid == parent && !tree.contains(&pid))
+            .map(|&(pid, _)| pid)
+            .collect();
+        tree.extend(children);
         i += 1;
     }
     tree
+}
+
+/// The fields of `/proc/PID/stat` after the command name (which may hold spaces and ')'),
+/// so `[0]` is the state and `[1]` the parent pid (fields 3 and 4 of proc(5)).
+fn stat_fields(pid: u32) -> Option<Vec<String>> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = stat.get(stat.rfind(')')? + 1..)?;
+    Some(rest.split_whitespace().map(str::to_owned).collect())
+}
+
+/// CPU seconds (user + system) of `root`'s process tree so far, counting also the ended
+/// children each process has waited for (cutime, cstime), so a helper that exits mid-call
+/// still counts. `None` when `root` cannot be read.
+pub fn cpu_seconds(root: u32) -> Option<f64> {
+    // utime, stime, cutime, cstime: fields 14-17 of proc(5).
+    let ticks = |pid: u32| -> Option<f64> {
+        let fields = stat_fields(pid)?;
+        (11..=14).map(|i| fields.get(i)?.parse::<f64>().ok()).sum()
+    };
+    let tree = process_tree(root);
+    let (first, rest) = tree.split_first()?;
+    let total = ticks(*first)? + rest.iter().filter_map(|&pid| ticks(pid)).sum::<f64>();
+    // USER_HZ, which is 100 on every Linux this runs on.
+    Some(total / 100.0)
+}
+
+/// Proportional set size of `root`'s process tree, MB: pages shared between processes are
+/// split among them, so a tree of many processes is not counted many times over. `None` when
+/// `root`'s memory cannot be read (it is gone, or has ended and not yet been waited for).
+pub fn pss_mb(root: u32) -> Option<f64> {
+    let pss_kb = |pid: u32| -> Option<f64> {
+        let text = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).ok()?;
+        let line = text.lines().find(|l| l.starts_with("Pss:"))?;
+        line.split_whitespace().nth(1)?.parse().ok()
+    };
+    let tree = process_tree(root);
+    let (first, rest) = tree.split_first()?;
+    let total = pss_kb(*first)? + rest.iter().filter_map(|&pid| pss_kb(pid)).sum::<f64>();
+    Some(total / 1024.0)
 }
 
 impl Drop for Chromium {
