@@ -4,12 +4,9 @@
 //! to stderr; the summary ends the output.
 
 use crate::call::pipeline::MediaSettings;
-use crate::call::room::{RoomInput, RoomLink};
-use crate::call::{
-    CallCommand, CallOptions, CallState, CallSummary, CallUpdate, EndReason, run_call,
-};
+use crate::call::session::{Rendezvous as SessionRendezvous, Session, SessionOptions};
+use crate::call::{CallCommand, CallOptions, CallState, CallSummary, CallUpdate, EndReason};
 use crate::peer::PeerConfig;
-use crate::signaling::client::SignalingError;
 use crate::signaling::protocol::IceServer;
 use crate::signaling::token::{PasteToken, SdpKind, TokenError};
 use rtc::peer_connection::transport::RTCIceServer;
@@ -18,7 +15,6 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::sync::mpsc;
 
 /// Which side of the paste exchange this process is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -138,70 +134,60 @@ fn rtc_ice_servers(servers: &[IceServer]) -> Vec<RTCIceServer> {
 impl HeadlessCall {
     /// Runs the call to its end.
     pub async fn run(self) -> HeadlessOutcome {
-        let mut ice_servers = self.ice_servers.clone();
-        let mut room: Option<RoomLink> = None;
-        let mut we_offer = false;
-        if let Rendezvous::Room { server, room: name } = &self.rendezvous {
-            say(&format!("joining room {name:?} at {server}"));
-            match RoomLink::join(server, name).await {
-                Ok((joined, link)) => {
-                    ice_servers.extend(joined.ice_servers);
-                    we_offer = joined.peers >= 2;
-                    say(if we_offer {
-                        "the other person is here: calling"
-                    } else {
-                        "waiting for the other person to join"
-                    });
-                    room = Some(link);
+        let rendezvous = match &self.rendezvous {
+            Rendezvous::Paste {
+                role: PasteRole::Offer,
+                ..
+            } => SessionRendezvous::Offer,
+            Rendezvous::Paste {
+                role: PasteRole::Answer,
+                ..
+            } => SessionRendezvous::Answer(None),
+            Rendezvous::Room { server, room } => {
+                say(&format!("joining room {room:?} at {server}"));
+                SessionRendezvous::Room {
+                    server: server.clone(),
+                    room: room.clone(),
                 }
-                Err(e) => return self.signaling_failed(e),
             }
-        }
-
-        let (command_tx, command_rx) = mpsc::channel(64);
-        let (update_tx, mut update_rx) = mpsc::channel(64);
-        let mut media = self.media.clone();
-        if room.is_some() && self.tone_by_role {
-            media.tone_hz = if we_offer { 440.0 } else { 660.0 };
-        }
-        let options = CallOptions {
-            peer: PeerConfig {
-                bind: self.bind,
-                ice_servers: rtc_ice_servers(&ice_servers),
-                relay_only: self.relay_only,
-                ..Default::default()
-            },
-            media,
-            trickle: room.is_some(),
-            name: "duet".into(),
         };
-        let runner = tokio::spawn(run_call(options, command_rx, update_tx));
+        let in_room = matches!(self.rendezvous, Rendezvous::Room { .. });
+        let options = SessionOptions {
+            call: CallOptions {
+                peer: PeerConfig {
+                    bind: self.bind,
+                    ice_servers: rtc_ice_servers(&self.ice_servers),
+                    relay_only: self.relay_only,
+                    ..Default::default()
+                },
+                media: self.media.clone(),
+                trickle: false,
+                name: "duet".into(),
+            },
+            // On paste the command line already chose the tone by role.
+            tone_by_role: in_room && self.tone_by_role,
+        };
+        let Session {
+            commands: command_tx,
+            updates: mut update_rx,
+        } = Session::start(rendezvous, options);
 
         let paste_role = match &self.rendezvous {
             Rendezvous::Paste { role, .. } => Some(*role),
             Rendezvous::Room { .. } => None,
         };
-        match paste_role {
-            Some(PasteRole::Offer) => {
-                let _ = command_tx.send(CallCommand::StartOffer).await;
-            }
-            Some(PasteRole::Answer) => {
-                say("paste the offer token and press Enter");
-                match self.incoming_token(SdpKind::Offer).await {
-                    Ok(offer) => {
-                        let _ = command_tx.send(CallCommand::AcceptOffer(offer)).await;
-                    }
-                    Err(e) => {
-                        drop(command_tx);
-                        let _ = runner.await;
-                        return HeadlessOutcome::BadToken(e);
-                    }
+        if paste_role == Some(PasteRole::Answer) {
+            say("paste the offer token and press Enter");
+            match self.incoming_token(SdpKind::Offer).await {
+                Ok(offer) => {
+                    let _ = command_tx.send(CallCommand::AcceptOffer(offer)).await;
+                }
+                Err(e) => {
+                    drop(command_tx);
+                    while update_rx.recv().await.is_some() {}
+                    return HeadlessOutcome::BadToken(e);
                 }
             }
-            None if we_offer => {
-                let _ = command_tx.send(CallCommand::StartOffer).await;
-            }
-            None => {}
         }
 
         let mut interrupt = Box::pin(interrupted());
@@ -224,11 +210,6 @@ impl HeadlessCall {
             };
             tokio::select! {
                 update = update_rx.recv() => {
-                    if let Some(update) = &update
-                        && RoomLink::carry_update(&mut room, update).await
-                    {
-                        continue;
-                    }
                     match update {
                     Some(CallUpdate::LocalToken(token)) => {
                             let mut out = std::io::stdout().lock();
@@ -244,6 +225,11 @@ impl HeadlessCall {
                     Some(CallUpdate::Chat(text)) => say(&format!("the far side says: {text}")),
                     Some(CallUpdate::Verification(code)) => say(&format!("security code {code} (the far side must show the same)")),
                     Some(CallUpdate::Note(text)) => say(&text),
+                    Some(CallUpdate::InRoom { we_offer }) => say(if we_offer {
+                        "the other person is here: calling"
+                    } else {
+                        "waiting for the other person to join"
+                    }),
                     Some(CallUpdate::LocalCandidate(_) | CallUpdate::RemotePictures(_) | CallUpdate::LocalPictures(_) | CallUpdate::Stats(_)) => {}
                     Some(CallUpdate::State(state)) => match &state {
                         CallState::Connecting { .. } => say("connecting"),
@@ -257,10 +243,13 @@ impl HeadlessCall {
                         _ => {}
                     },
                     Some(CallUpdate::Ended { reason, summary }) => {
-                        if let Some(room) = room.take() {
-                            room.leave(&reason).await;
+                        if summary.role.is_empty()
+                            && let Some(why) = summary.end_reason.strip_prefix("failed to connect: ")
+                        {
+                            // The call never began (the room could not be joined): say why.
+                            say(why);
                         }
-                        let _ = runner.await;
+                        while update_rx.recv().await.is_some() {}
                         return self.finish(reason, summary);
                     }
                     None => {
@@ -269,20 +258,13 @@ impl HeadlessCall {
                     }
                     }
                 },
-                input = RoomLink::next_input(&mut room) => match input {
-                    RoomInput::Command(command) => { let _ = command_tx.send(command).await; }
-                    RoomInput::Note(text) => say(&text),
-                },
                 read = answer => {
                     answer_reader = None;
                     match read {
                         Ok(Ok(token)) => { let _ = command_tx.send(CallCommand::AcceptAnswer(token)).await; }
                         Ok(Err(e)) => {
                             let _ = command_tx.send(CallCommand::HangUp).await;
-                            while let Some(update) = update_rx.recv().await {
-                                if matches!(update, CallUpdate::Ended { .. }) { break; }
-                            }
-                            let _ = runner.await;
+                            while update_rx.recv().await.is_some() {}
                             return HeadlessOutcome::BadToken(e);
                         }
                         Err(_) => {}
@@ -309,16 +291,6 @@ impl HeadlessCall {
             } => read_token_file(path, expected).await,
             _ => read_token(tokio::io::stdin(), expected).await,
         }
-    }
-
-    fn signaling_failed(&self, error: SignalingError) -> HeadlessOutcome {
-        say(&error.to_string());
-        let summary = CallSummary {
-            end_reason: EndReason::FailedToConnect(error.to_string()).to_string(),
-            ..Default::default()
-        };
-        self.write_stats(&summary);
-        HeadlessOutcome::Failed(Box::new(summary))
     }
 
     fn write_stats(&self, summary: &CallSummary) {

@@ -2,10 +2,13 @@
 //! effects ([`runner`]), the media threads ([`pipeline`]), the room a call may go through
 //! ([`room`]), the live numbers ([`live`]) and the end-of-call summary.
 
+mod edge;
+pub mod inbox;
 pub mod live;
 pub mod pipeline;
 pub mod room;
 pub mod runner;
+pub mod session;
 pub mod state;
 pub mod summary;
 

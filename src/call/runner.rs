@@ -6,7 +6,7 @@ use crate::call::live::{LiveStats, Reading, median};
 use crate::call::pipeline::{
     DeviceNotes, MediaSettings, ReceivePipeline, SendCounters, SendPipeline,
 };
-use crate::call::state::{Call, CallEvent, CallState, Effect, EndReason, Role};
+use crate::call::state::{Call, CallEvent, CallState, Effect, EndReason, Role, TransportState};
 use crate::call::summary::{
     AudioPlayed, AudioReceived, AudioSent, CallSummary, Percentiles, ProcessUsage, VideoReceived,
     VideoSent,
@@ -68,6 +68,10 @@ pub enum CallUpdate {
     Chat(String),
     /// Something to tell the person that is not the call's own (e.g. from the room).
     Note(String),
+    /// The room is joined; this side makes the offer (the other person is there) or waits.
+    InRoom {
+        we_offer: bool,
+    },
     /// The short code made from both DTLS fingerprints, to compare aloud.
     Verification(String),
     /// How the call is doing now, once a second while connected.
@@ -176,10 +180,10 @@ pub async fn run_call(
             return;
         }
     };
+    let peer = Arc::new(peer);
     let mut call = Call::new();
     let send_counters = Arc::new(SendCounters::default());
     let mut sending: Option<SendPipeline> = None;
-    let mut pending_offer: Option<PasteToken> = None;
     let mut timeline = Timeline {
         negotiated: None,
         connected: None,
@@ -187,47 +191,33 @@ pub async fn run_call(
         cpu_at_connected: None,
         cpu_at_end: None,
     };
-    let mut ticker = tokio::time::interval(Duration::from_millis(250));
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    // Effects that wait on the network (making a description, which may wait for ICE
+    // gathering; applying one; the goodbye) run as tasks of their own and report back here,
+    // so a hang-up is read while they work.
+    let (results_tx, mut results) = mpsc::channel::<CallEvent>(16);
+    // Device notes and the live stats are the runner's own business, not the call's.
+    let mut chores = tokio::time::interval(Duration::from_millis(250));
+    chores.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut end_reason = None;
-    let mut remote_description_set = false;
-    let mut early_candidates: Vec<CandidateInit> = Vec::new();
     let mut messages_received: Vec<String> = Vec::new();
-    let mut greeted = false;
     let wait_for_candidates = !options.trickle;
-    let mut ticks: u64 = 0;
+    let mut chore_ticks: u64 = 0;
     let mut last_reading: Option<(Reading, usize)> = None;
 
     while end_reason.is_none() {
+        let deadline = call.deadline();
+        let wake = async {
+            match deadline {
+                Some(at) => tokio::time::sleep_until(at.into()).await,
+                None => std::future::pending().await,
+            }
+        };
         let event = tokio::select! {
             command = commands.recv() => match command {
                 Some(CallCommand::StartOffer) => CallEvent::StartOffer,
-                Some(CallCommand::AcceptOffer(offer)) => {
-                    pending_offer = Some(offer);
-                    CallEvent::OfferReceived
-                }
-                Some(CallCommand::AcceptAnswer(answer)) => {
-                    if call.role() != Some(Role::Offerer) || !matches!(call.state(), CallState::Offering) {
-                        continue;
-                    }
-                    match peer.accept_answer(&answer).await {
-                        Ok(()) => {
-                            timeline.negotiated = Some(Instant::now());
-                            remote_description_set = true;
-                            add_candidates(&peer, std::mem::take(&mut early_candidates)).await;
-                            CallEvent::Negotiated
-                        }
-                        Err(e) => CallEvent::NegotiationFailed(e.to_string()),
-                    }
-                }
-                Some(CallCommand::RemoteCandidate(candidate)) => {
-                    if remote_description_set {
-                        add_candidates(&peer, vec![candidate]).await;
-                    } else if early_candidates.len() < 64 {
-                        early_candidates.push(candidate);
-                    }
-                    continue;
-                }
+                Some(CallCommand::AcceptOffer(offer)) => CallEvent::OfferReceived((&offer).into()),
+                Some(CallCommand::AcceptAnswer(answer)) => CallEvent::AnswerReceived((&answer).into()),
+                Some(CallCommand::RemoteCandidate(candidate)) => CallEvent::RemoteCandidate(candidate.into()),
                 Some(CallCommand::RemoteHungUp) => CallEvent::RemoteBye,
                 Some(CallCommand::Fail(why)) => CallEvent::NegotiationFailed(why),
                 Some(CallCommand::SendChat(text)) => {
@@ -282,35 +272,24 @@ pub async fn run_call(
                 },
                 Some(PeerEvent::LocalCandidate(candidate)) => {
                     if options.trickle {
-                        let _ = updates.send(CallUpdate::LocalCandidate(candidate)).await;
+                        let _ = updates.send(CallUpdate::LocalCandidate(candidate.into())).await;
                     }
                     continue;
                 }
-                // The answering side hears of the channel twice (handed over, then open).
-                Some(PeerEvent::ChannelOpen) if !greeted => {
-                    greeted = true;
-                    let hello = ControlMessage::Hello { name: options.name.clone() };
-                    peer.send_message(&serde_json::to_string(&hello).unwrap_or_default()).await;
-                    continue;
-                }
-                Some(PeerEvent::ChannelOpen) => continue,
-                // The far side closed its connection without a goodbye reaching us (it was
-                // lost, or the far side does not say one): the call is over, no need to wait
-                // for the network to time out.
-                Some(PeerEvent::ChannelClosed) if matches!(call.state(), CallState::Connected { .. }) => {
-                    CallEvent::Transport(crate::call::state::TransportState::Closed)
-                }
-                Some(PeerEvent::ChannelClosed) => continue,
-                None => CallEvent::Transport(crate::call::state::TransportState::Closed),
+                Some(PeerEvent::ChannelOpen) => CallEvent::ChannelOpen,
+                Some(PeerEvent::ChannelClosed) => CallEvent::ChannelClosed,
+                None => CallEvent::Transport(TransportState::Closed),
             },
-            _ = ticker.tick() => {
-                ticks += 1;
+            Some(result) = results.recv() => result,
+            _ = wake => CallEvent::Timeout,
+            _ = chores.tick() => {
+                chore_ticks += 1;
                 let fresh: Vec<String> = device_notes.lock().unwrap_or_else(|e| e.into_inner())[notes_told..].to_vec();
                 notes_told += fresh.len();
                 for text in fresh {
                     let _ = updates.send(CallUpdate::Note(text)).await;
                 }
-                if ticks.is_multiple_of(4) && matches!(call.state(), CallState::Connected { .. }) {
+                if chore_ticks.is_multiple_of(4) && matches!(call.state(), CallState::Connected { .. }) {
                     let transport = peer.transport_stats().await;
                     let now = live_reading(&transport, &receive);
                     if let Some((before, seen)) = &last_reading {
@@ -321,39 +300,57 @@ pub async fn run_call(
                     let seen = receive.video.lock().unwrap_or_else(|e| e.into_inner()).latencies_ms.len();
                     last_reading = Some((now, seen));
                 }
-                CallEvent::Tick
+                continue;
             }
         };
 
         let before = call.state().clone();
-        let mut effects = std::collections::VecDeque::from(call.step(event, Instant::now()));
-        while let Some(effect) = effects.pop_front() {
+        let effects = call.step(event, Instant::now());
+        if matches!(call.state(), CallState::Connecting { .. })
+            && !matches!(before, CallState::Connecting { .. })
+        {
+            timeline.negotiated = Some(Instant::now());
+        }
+        for effect in effects {
             match effect {
-                Effect::CreateOffer => match peer.create_offer(wait_for_candidates).await {
-                    Ok(token) => {
-                        let _ = updates.send(CallUpdate::LocalToken(token)).await;
-                    }
-                    Err(e) => effects.extend(
-                        call.step(CallEvent::NegotiationFailed(e.to_string()), Instant::now()),
-                    ),
-                },
-                Effect::CreateAnswer => {
-                    let result = match pending_offer.take() {
-                        Some(offer) => peer.accept_offer(&offer, wait_for_candidates).await,
-                        None => continue,
-                    };
-                    match result {
-                        Ok(token) => {
-                            timeline.negotiated = Some(Instant::now());
-                            remote_description_set = true;
-                            add_candidates(&peer, std::mem::take(&mut early_candidates)).await;
-                            let _ = updates.send(CallUpdate::LocalToken(token)).await;
-                            effects.extend(call.step(CallEvent::Negotiated, Instant::now()));
-                        }
-                        Err(e) => effects.extend(
-                            call.step(CallEvent::NegotiationFailed(e.to_string()), Instant::now()),
-                        ),
-                    }
+                Effect::CreateOffer => {
+                    let (peer, results) = (peer.clone(), results_tx.clone());
+                    tokio::spawn(async move {
+                        let made = match peer.create_offer(wait_for_candidates).await {
+                            Ok(offer) => CallEvent::LocalDescription(offer),
+                            Err(e) => CallEvent::NegotiationFailed(e.to_string()),
+                        };
+                        let _ = results.send(made).await;
+                    });
+                }
+                Effect::CreateAnswer(offer) => {
+                    let (peer, results) = (peer.clone(), results_tx.clone());
+                    tokio::spawn(async move {
+                        let made = match peer.accept_offer(&offer, wait_for_candidates).await {
+                            Ok(answer) => CallEvent::LocalDescription(answer),
+                            Err(e) => CallEvent::NegotiationFailed(e.to_string()),
+                        };
+                        let _ = results.send(made).await;
+                    });
+                }
+                Effect::ApplyAnswer(answer) => {
+                    let (peer, results) = (peer.clone(), results_tx.clone());
+                    tokio::spawn(async move {
+                        let applied = match peer.accept_answer(&answer).await {
+                            Ok(()) => CallEvent::AnswerApplied,
+                            Err(e) => CallEvent::NegotiationFailed(e.to_string()),
+                        };
+                        let _ = results.send(applied).await;
+                    });
+                }
+                Effect::AddCandidates(candidates) => {
+                    let peer = peer.clone();
+                    tokio::spawn(async move { add_candidates(&peer, candidates).await });
+                }
+                Effect::SendDescription(description) => {
+                    let _ = updates
+                        .send(CallUpdate::LocalToken(description.into()))
+                        .await;
                 }
                 Effect::StartMedia => {
                     timeline.connected = Some(Instant::now());
@@ -371,12 +368,20 @@ pub async fn run_call(
                         let _ = updates.send(CallUpdate::Verification(code)).await;
                     }
                 }
+                Effect::SendGreeting => {
+                    let hello = ControlMessage::Hello {
+                        name: options.name.clone(),
+                    };
+                    peer.send_message(&serde_json::to_string(&hello).unwrap_or_default())
+                        .await;
+                }
                 Effect::SendBye => {
-                    let bye = serde_json::to_string(&ControlMessage::Bye).unwrap_or_default();
-                    if peer.send_message(&bye).await {
-                        // Give SCTP a moment to put it on the wire before the close.
-                        tokio::time::sleep(Duration::from_millis(150)).await;
-                    }
+                    let (peer, results) = (peer.clone(), results_tx.clone());
+                    tokio::spawn(async move {
+                        let bye = serde_json::to_string(&ControlMessage::Bye).unwrap_or_default();
+                        let sent = peer.send_message(&bye).await;
+                        let _ = results.send(CallEvent::ByeSent(sent)).await;
+                    });
                 }
                 Effect::Close => {
                     timeline.ended = Some(Instant::now());
@@ -462,7 +467,7 @@ fn live_stats(
     }
 }
 
-async fn add_candidates(peer: &Peer, candidates: Vec<CandidateInit>) {
+async fn add_candidates(peer: &Peer, candidates: Vec<crate::peer::Candidate>) {
     for candidate in candidates {
         // A candidate the stack cannot use (another transport, a stale generation) is not
         // a reason to end the call.

@@ -1,9 +1,15 @@
 //! The call as one explicit state machine: events in, effects out, time passed in. It does
 //! no I/O and reads no clock, so every path through a call is tested without sockets or
-//! sleeps. The window and `duet call` both drive it through the runner.
+//! sleeps. It owns every decision of a call: who makes which description, the far side's
+//! candidates held until its description is set, the greeting on the data channel, the
+//! goodbye and how long it is given to leave, and when and why the call ends. The runner
+//! carries out the effects, feeds their results back as events, and wakes the machine at
+//! the [`Call::deadline`] it asks for.
 //!
 //! Inputs: [`CallEvent`]. Outputs: [`Effect`]. States: [`CallState`].
 
+pub use crate::peer::TransportState;
+use crate::peer::{Candidate, Description};
 use std::fmt;
 use std::time::{Duration, Instant};
 
@@ -13,6 +19,11 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(20);
 /// disconnected after a few seconds without traffic, so a vanished peer ends the call in
 /// well under 15 s.
 pub const DISCONNECT_GRACE: Duration = Duration::from_secs(4);
+/// Once our goodbye is on the data channel, this long for SCTP to put it on the wire before
+/// the connection closes.
+pub const BYE_FLUSH: Duration = Duration::from_millis(150);
+/// The far side's candidates held until its description is set, at most.
+pub const HELD_CANDIDATES: usize = 64;
 
 /// Which side of the negotiation this end is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -63,49 +74,66 @@ pub enum CallState {
         /// Set while the transport reports disconnected.
         disconnected_at: Option<Instant>,
     },
+    /// We hung up: our goodbye is on its way; the call ends when it has had time to leave.
+    Ending {
+        reason: EndReason,
+    },
     Ended {
         reason: EndReason,
     },
 }
 
-/// What the transport (the peer connection) says about itself.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum TransportState {
-    Connecting,
-    Connected,
-    Disconnected,
-    Failed,
-    Closed,
-}
-
-/// Everything that can happen to a call.
+/// Everything that can happen to a call: what the person asks, what the far side sends,
+/// what the transport reports, and the results of effects the runner carried out.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum CallEvent {
-    /// The user starts a call: make an offer.
+    /// The person starts a call: make an offer.
     StartOffer,
-    /// An offer arrived: answer it.
-    OfferReceived,
-    /// Both descriptions are applied (the answer was set, or ours was made).
-    Negotiated,
-    /// Making or applying a description failed.
+    /// The far side's offer arrived: answer it.
+    OfferReceived(Description),
+    /// The far side's answer to our offer arrived.
+    AnswerReceived(Description),
+    /// A candidate the far side trickled.
+    RemoteCandidate(Candidate),
+    /// Our offer or answer is made (in paste mode, with every candidate in it).
+    LocalDescription(Description),
+    /// The far side's answer is applied.
+    AnswerApplied,
+    /// Making or applying a description failed, or the call cannot go on before it began.
     NegotiationFailed(String),
     Transport(TransportState),
+    /// The data channel can carry messages.
+    ChannelOpen,
+    /// The data channel closed: the far side closed its connection.
+    ChannelClosed,
     /// The far side said goodbye.
     RemoteBye,
-    /// The user hangs up.
+    /// Our goodbye is on the data channel (true), or there was no channel to say it on.
+    ByeSent(bool),
+    /// The person hangs up.
     HangUp,
-    /// Time passes; timeouts are checked.
-    Tick,
+    /// The [`Call::deadline`] has come.
+    Timeout,
 }
 
 /// What the runner must do.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Effect {
+    /// Make our offer; its result comes back as [`CallEvent::LocalDescription`].
     CreateOffer,
-    CreateAnswer,
+    /// Apply the far side's offer and make our answer ([`CallEvent::LocalDescription`]).
+    CreateAnswer(Description),
+    /// Apply the far side's answer ([`CallEvent::AnswerApplied`]).
+    ApplyAnswer(Description),
+    /// Give the peer connection the far side's candidates.
+    AddCandidates(Vec<Candidate>),
+    /// Hand our description to the far side (a token to paste, a room message).
+    SendDescription(Description),
     /// The call is up: start sending media.
     StartMedia,
-    /// Tell the far side we are leaving.
+    /// Introduce ourselves on the data channel.
+    SendGreeting,
+    /// Tell the far side we are leaving ([`CallEvent::ByeSent`]).
     SendBye,
     /// Close the peer connection and stop media.
     Close,
@@ -118,6 +146,12 @@ pub enum Effect {
 pub struct Call {
     state: CallState,
     role: Option<Role>,
+    /// The far side's candidates that came before its description was set.
+    held: Vec<Candidate>,
+    remote_description_set: bool,
+    greeted: bool,
+    /// While ending: when the goodbye has had its time.
+    bye_flushed_at: Option<Instant>,
 }
 
 impl Default for Call {
@@ -131,6 +165,10 @@ impl Call {
         Self {
             state: CallState::Idle,
             role: None,
+            held: Vec::new(),
+            remote_description_set: false,
+            greeted: false,
+            bye_flushed_at: None,
         }
     }
 
@@ -146,118 +184,248 @@ impl Call {
         matches!(self.state, CallState::Ended { .. })
     }
 
-    /// Steps the call by one event at time `now`.
+    /// When the machine next needs a [`CallEvent::Timeout`], if ever: the connect timeout,
+    /// the end of a disconnect's grace, the end of the goodbye's time.
+    pub fn deadline(&self) -> Option<Instant> {
+        match &self.state {
+            CallState::Connecting { since } => Some(*since + CONNECT_TIMEOUT),
+            CallState::Connected {
+                disconnected_at: Some(at),
+                ..
+            } => Some(*at + DISCONNECT_GRACE),
+            CallState::Ending { .. } => self.bye_flushed_at,
+            CallState::Idle
+            | CallState::Offering
+            | CallState::Answering
+            | CallState::Connected {
+                disconnected_at: None,
+                ..
+            }
+            | CallState::Ended { .. } => None,
+        }
+    }
+
+    /// Steps the call by one event at time `now`. Every state is handled on its own; an
+    /// event that does not fit the state is logged and ignored.
     pub fn step(&mut self, event: CallEvent, now: Instant) -> Vec<Effect> {
         use CallEvent as E;
-        use CallState as S;
-        match (&self.state, event) {
-            (S::Ended { .. }, _) => vec![],
-            (S::Idle, E::StartOffer) => {
-                self.role = Some(Role::Offerer);
-                self.state = S::Offering;
-                vec![Effect::CreateOffer]
-            }
-            (S::Idle, E::OfferReceived) => {
-                self.role = Some(Role::Answerer);
-                self.state = S::Answering;
-                vec![Effect::CreateAnswer]
-            }
-            (S::Offering | S::Answering, E::Negotiated) => {
-                self.state = S::Connecting { since: now };
-                vec![]
-            }
-            (
-                S::Idle | S::Offering | S::Answering | S::Connecting { .. },
-                E::NegotiationFailed(why),
-            ) => self.end(EndReason::FailedToConnect(why), false),
-            (
-                S::Idle | S::Offering | S::Answering | S::Connecting { .. },
-                E::Transport(TransportState::Connected),
-            ) => {
-                self.state = S::Connected {
+        match self.state.clone() {
+            CallState::Idle => match event {
+                E::StartOffer => {
+                    self.role = Some(Role::Offerer);
+                    self.state = CallState::Offering;
+                    vec![Effect::CreateOffer]
+                }
+                E::OfferReceived(offer) => {
+                    self.role = Some(Role::Answerer);
+                    self.state = CallState::Answering;
+                    vec![Effect::CreateAnswer(offer)]
+                }
+                E::RemoteCandidate(candidate) => self.hold(candidate),
+                E::NegotiationFailed(why) => self.end(EndReason::FailedToConnect(why), false),
+                E::RemoteBye => self.end(EndReason::RemoteHangUp, false),
+                E::HangUp => self.end(EndReason::LocalHangUp, false),
+                other => self.ignore(other),
+            },
+            CallState::Offering => match event {
+                E::LocalDescription(offer) => vec![Effect::SendDescription(offer)],
+                E::AnswerReceived(answer) => vec![Effect::ApplyAnswer(answer)],
+                E::AnswerApplied => {
+                    self.state = CallState::Connecting { since: now };
+                    self.remote_set()
+                }
+                other => self.negotiating(other, now),
+            },
+            CallState::Answering => match event {
+                E::LocalDescription(answer) => {
+                    // Making the answer applied the far side's offer first.
+                    self.state = CallState::Connecting { since: now };
+                    let mut effects = vec![Effect::SendDescription(answer)];
+                    effects.extend(self.remote_set());
+                    effects
+                }
+                other => self.negotiating(other, now),
+            },
+            CallState::Connecting { since } => match event {
+                E::Timeout if now.saturating_duration_since(since) >= CONNECT_TIMEOUT => {
+                    self.end(EndReason::TimedOut, false)
+                }
+                other => self.negotiating(other, now),
+            },
+            CallState::Connected {
+                since,
+                disconnected_at,
+            } => match event {
+                E::Transport(TransportState::Connected) => {
+                    self.state = CallState::Connected {
+                        since,
+                        disconnected_at: None,
+                    };
+                    vec![]
+                }
+                E::Transport(TransportState::Disconnected) => {
+                    self.state = CallState::Connected {
+                        since,
+                        disconnected_at: disconnected_at.or(Some(now)),
+                    };
+                    vec![]
+                }
+                E::Transport(TransportState::Failed) => self.end(EndReason::ConnectionLost, false),
+                // Closed without a goodbye: the far side closed its connection (its DTLS
+                // close_notify, which also closes the data channel).
+                E::Transport(TransportState::Closed) | E::ChannelClosed => {
+                    self.end(EndReason::RemoteHangUp, false)
+                }
+                E::Timeout
+                    if disconnected_at.is_some_and(|at| {
+                        now.saturating_duration_since(at) >= DISCONNECT_GRACE
+                    }) =>
+                {
+                    self.end(EndReason::ConnectionLost, false)
+                }
+                E::ChannelOpen => self.greet(),
+                E::RemoteCandidate(candidate) => vec![Effect::AddCandidates(vec![candidate])],
+                E::RemoteBye => self.end(EndReason::RemoteHangUp, false),
+                E::HangUp => self.end(EndReason::LocalHangUp, true),
+                other => self.ignore(other),
+            },
+            CallState::Ending { reason } => match event {
+                E::ByeSent(true) => {
+                    self.bye_flushed_at = Some(now + BYE_FLUSH);
+                    vec![]
+                }
+                E::ByeSent(false) => self.finish(reason),
+                E::Timeout if self.bye_flushed_at.is_some_and(|at| now >= at) => {
+                    self.finish(reason)
+                }
+                other => self.ignore(other),
+            },
+            CallState::Ended { .. } => self.ignore(event),
+        }
+    }
+
+    /// What every state between the first description and connected answers alike.
+    fn negotiating(&mut self, event: CallEvent, now: Instant) -> Vec<Effect> {
+        use CallEvent as E;
+        match event {
+            E::Transport(TransportState::Connected) => {
+                self.state = CallState::Connected {
                     since: now,
                     disconnected_at: None,
                 };
                 vec![Effect::StartMedia]
             }
-            (S::Connected { since, .. }, E::Transport(TransportState::Connected)) => {
-                self.state = S::Connected {
-                    since: *since,
-                    disconnected_at: None,
-                };
-                vec![]
-            }
-            (
-                S::Connected {
-                    since,
-                    disconnected_at: None,
-                },
-                E::Transport(TransportState::Disconnected),
-            ) => {
-                self.state = S::Connected {
-                    since: *since,
-                    disconnected_at: Some(now),
-                };
-                vec![]
-            }
-            (S::Connected { .. }, E::Transport(TransportState::Failed)) => {
-                self.end(EndReason::ConnectionLost, false)
-            }
-            (_, E::Transport(TransportState::Failed)) => self.end(
+            E::Transport(TransportState::Failed) => self.end(
                 EndReason::FailedToConnect("no network path between the two ends".into()),
                 false,
             ),
-            // Closed without a goodbye: the far side closed its connection.
-            (S::Connected { .. }, E::Transport(TransportState::Closed)) => {
-                self.end(EndReason::RemoteHangUp, false)
+            E::RemoteCandidate(candidate) if self.remote_description_set => {
+                vec![Effect::AddCandidates(vec![candidate])]
             }
-            (_, E::RemoteBye) => self.end(EndReason::RemoteHangUp, false),
-            (_, E::HangUp) => self.end(EndReason::LocalHangUp, true),
-            (
-                S::Connected {
-                    disconnected_at: Some(at),
-                    ..
-                },
-                E::Tick,
-            ) if now.saturating_duration_since(*at) >= DISCONNECT_GRACE => {
-                self.end(EndReason::ConnectionLost, false)
-            }
-            (S::Connecting { since }, E::Tick)
-                if now.saturating_duration_since(*since) >= CONNECT_TIMEOUT =>
-            {
-                self.end(EndReason::TimedOut, false)
-            }
-            _ => vec![],
+            E::RemoteCandidate(candidate) => self.hold(candidate),
+            E::ChannelOpen => self.greet(),
+            E::NegotiationFailed(why) => self.end(EndReason::FailedToConnect(why), false),
+            E::RemoteBye => self.end(EndReason::RemoteHangUp, false),
+            E::HangUp => self.end(EndReason::LocalHangUp, true),
+            other => self.ignore(other),
         }
     }
 
+    /// The far side's description is set: the candidates held for it can go in.
+    fn remote_set(&mut self) -> Vec<Effect> {
+        self.remote_description_set = true;
+        let held = std::mem::take(&mut self.held);
+        if held.is_empty() {
+            vec![]
+        } else {
+            vec![Effect::AddCandidates(held)]
+        }
+    }
+
+    fn hold(&mut self, candidate: Candidate) -> Vec<Effect> {
+        if self.held.len() < HELD_CANDIDATES {
+            self.held.push(candidate);
+        }
+        vec![]
+    }
+
+    /// The answering side hears of the channel twice (handed over, then open): greet once.
+    fn greet(&mut self) -> Vec<Effect> {
+        if std::mem::replace(&mut self.greeted, true) {
+            vec![]
+        } else {
+            vec![Effect::SendGreeting]
+        }
+    }
+
+    fn ignore(&self, event: CallEvent) -> Vec<Effect> {
+        tracing::debug!(state = ?self.state, ?event, "an event that does not fit the state: ignored");
+        vec![]
+    }
+
+    /// Ends the call; when we hang up on a far side that may be listening, first says
+    /// goodbye and gives it [`BYE_FLUSH`] to leave.
     fn end(&mut self, reason: EndReason, say_bye: bool) -> Vec<Effect> {
-        let was_negotiating = !matches!(self.state, CallState::Idle);
+        if say_bye {
+            self.state = CallState::Ending { reason };
+            return vec![Effect::SendBye];
+        }
+        self.finish(reason)
+    }
+
+    fn finish(&mut self, reason: EndReason) -> Vec<Effect> {
         self.state = CallState::Ended {
             reason: reason.clone(),
         };
-        let mut effects = Vec::new();
-        if say_bye && was_negotiating {
-            effects.push(Effect::SendBye);
-        }
-        effects.push(Effect::Close);
-        effects.push(Effect::Ended(reason));
-        effects
+        vec![Effect::Close, Effect::Ended(reason)]
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::peer::DescriptionKind;
+
+    fn description(kind: DescriptionKind) -> Description {
+        Description {
+            kind,
+            sdp: "v=0\r\n".into(),
+        }
+    }
+
+    fn candidate(n: u32) -> Candidate {
+        Candidate {
+            candidate: format!("candidate:{n} 1 udp 1 127.0.0.1 {n} typ host"),
+            ..Default::default()
+        }
+    }
 
     fn connected_call(role: Role, t0: Instant) -> Call {
         let mut call = Call::new();
-        let first = match role {
-            Role::Offerer => CallEvent::StartOffer,
-            Role::Answerer => CallEvent::OfferReceived,
-        };
-        call.step(first, t0);
-        call.step(CallEvent::Negotiated, t0);
+        match role {
+            Role::Offerer => {
+                call.step(CallEvent::StartOffer, t0);
+                call.step(
+                    CallEvent::LocalDescription(description(DescriptionKind::Offer)),
+                    t0,
+                );
+                call.step(
+                    CallEvent::AnswerReceived(description(DescriptionKind::Answer)),
+                    t0,
+                );
+                call.step(CallEvent::AnswerApplied, t0);
+            }
+            Role::Answerer => {
+                call.step(
+                    CallEvent::OfferReceived(description(DescriptionKind::Offer)),
+                    t0,
+                );
+                call.step(
+                    CallEvent::LocalDescription(description(DescriptionKind::Answer)),
+                    t0,
+                );
+            }
+        }
         assert_eq!(
             call.step(CallEvent::Transport(TransportState::Connected), t0),
             vec![Effect::StartMedia]
@@ -266,7 +434,7 @@ mod tests {
     }
 
     #[test]
-    fn an_offer_leads_to_a_connected_call_that_starts_media() {
+    fn an_offer_is_made_sent_answered_and_leads_to_a_connected_call() {
         let t0 = Instant::now();
         let mut call = Call::new();
         assert_eq!(
@@ -274,36 +442,116 @@ mod tests {
             vec![Effect::CreateOffer]
         );
         assert_eq!(call.state(), &CallState::Offering);
-        assert_eq!(call.step(CallEvent::Negotiated, t0), vec![]);
+        let offer = description(DescriptionKind::Offer);
+        assert_eq!(
+            call.step(CallEvent::LocalDescription(offer.clone()), t0),
+            vec![Effect::SendDescription(offer)]
+        );
+        let answer = description(DescriptionKind::Answer);
+        assert_eq!(
+            call.step(CallEvent::AnswerReceived(answer.clone()), t0),
+            vec![Effect::ApplyAnswer(answer)]
+        );
+        assert_eq!(call.step(CallEvent::AnswerApplied, t0), vec![]);
         assert!(matches!(call.state(), CallState::Connecting { .. }));
+        assert_eq!(call.deadline(), Some(t0 + CONNECT_TIMEOUT));
         assert_eq!(
             call.step(CallEvent::Transport(TransportState::Connected), t0),
             vec![Effect::StartMedia]
         );
         assert_eq!(call.role(), Some(Role::Offerer));
+        assert_eq!(call.deadline(), None);
     }
 
     #[test]
-    fn an_incoming_offer_is_answered() {
+    fn an_incoming_offer_is_answered_and_the_answer_sent() {
+        let t0 = Instant::now();
         let mut call = Call::new();
+        let offer = description(DescriptionKind::Offer);
         assert_eq!(
-            call.step(CallEvent::OfferReceived, Instant::now()),
-            vec![Effect::CreateAnswer]
+            call.step(CallEvent::OfferReceived(offer.clone()), t0),
+            vec![Effect::CreateAnswer(offer)]
         );
         assert_eq!(call.role(), Some(Role::Answerer));
+        let answer = description(DescriptionKind::Answer);
+        assert_eq!(
+            call.step(CallEvent::LocalDescription(answer.clone()), t0),
+            vec![Effect::SendDescription(answer)]
+        );
+        assert!(matches!(call.state(), CallState::Connecting { .. }));
     }
 
     #[test]
-    fn hanging_up_says_goodbye_and_closes() {
+    fn candidates_that_come_early_are_held_until_the_far_sides_description_is_set() {
+        let t0 = Instant::now();
+        let mut call = Call::new();
+        call.step(CallEvent::StartOffer, t0);
+        assert_eq!(
+            call.step(CallEvent::RemoteCandidate(candidate(1)), t0),
+            vec![]
+        );
+        assert_eq!(
+            call.step(CallEvent::RemoteCandidate(candidate(2)), t0),
+            vec![]
+        );
+        call.step(
+            CallEvent::AnswerReceived(description(DescriptionKind::Answer)),
+            t0,
+        );
+        assert_eq!(
+            call.step(CallEvent::AnswerApplied, t0),
+            vec![Effect::AddCandidates(vec![candidate(1), candidate(2)])]
+        );
+        // Later ones go straight in.
+        assert_eq!(
+            call.step(CallEvent::RemoteCandidate(candidate(3)), t0),
+            vec![Effect::AddCandidates(vec![candidate(3)])]
+        );
+        // A flood of early candidates is held only so far.
+        let mut call = Call::new();
+        for n in 0..1000 {
+            call.step(CallEvent::RemoteCandidate(candidate(n)), t0);
+        }
+        call.step(
+            CallEvent::OfferReceived(description(DescriptionKind::Offer)),
+            t0,
+        );
+        let effects = call.step(
+            CallEvent::LocalDescription(description(DescriptionKind::Answer)),
+            t0,
+        );
+        assert!(matches!(
+            effects.last(),
+            Some(Effect::AddCandidates(held)) if held.len() == HELD_CANDIDATES
+        ));
+    }
+
+    #[test]
+    fn the_greeting_goes_once_though_the_channel_is_heard_of_twice() {
+        let t0 = Instant::now();
+        let mut call = connected_call(Role::Answerer, t0);
+        assert_eq!(
+            call.step(CallEvent::ChannelOpen, t0),
+            vec![Effect::SendGreeting]
+        );
+        assert_eq!(call.step(CallEvent::ChannelOpen, t0), vec![]);
+    }
+
+    #[test]
+    fn hanging_up_says_goodbye_gives_it_time_to_leave_and_closes() {
         let t0 = Instant::now();
         let mut call = connected_call(Role::Offerer, t0);
+        assert_eq!(call.step(CallEvent::HangUp, t0), vec![Effect::SendBye]);
+        assert!(matches!(call.state(), CallState::Ending { .. }));
+        assert_eq!(call.step(CallEvent::ByeSent(true), t0), vec![]);
+        assert_eq!(call.deadline(), Some(t0 + BYE_FLUSH));
+        // A second hang-up or the far side's goodbye changes nothing meanwhile.
+        assert_eq!(call.step(CallEvent::HangUp, t0), vec![]);
+        assert_eq!(call.step(CallEvent::RemoteBye, t0), vec![]);
+        assert_eq!(call.step(CallEvent::Timeout, t0), vec![]);
         assert_eq!(
-            call.step(CallEvent::HangUp, t0),
-            vec![
-                Effect::SendBye,
-                Effect::Close,
-                Effect::Ended(EndReason::LocalHangUp)
-            ]
+            call.step(CallEvent::Timeout, t0 + BYE_FLUSH),
+            vec![Effect::Close, Effect::Ended(EndReason::LocalHangUp)]
         );
         assert!(call.is_ended());
         // Nothing moves an ended call.
@@ -311,6 +559,24 @@ mod tests {
         assert_eq!(
             call.step(CallEvent::Transport(TransportState::Connected), t0),
             vec![]
+        );
+    }
+
+    #[test]
+    fn a_goodbye_with_no_channel_to_go_on_ends_at_once() {
+        let t0 = Instant::now();
+        let mut call = Call::new();
+        call.step(CallEvent::StartOffer, t0);
+        assert_eq!(call.step(CallEvent::HangUp, t0), vec![Effect::SendBye]);
+        assert_eq!(
+            call.step(CallEvent::ByeSent(false), t0),
+            vec![Effect::Close, Effect::Ended(EndReason::LocalHangUp)]
+        );
+        // Hanging up before anything began says no goodbye.
+        let mut call = Call::new();
+        assert_eq!(
+            call.step(CallEvent::HangUp, t0),
+            vec![Effect::Close, Effect::Ended(EndReason::LocalHangUp)]
         );
     }
 
@@ -324,6 +590,12 @@ mod tests {
             vec![Effect::Close, Effect::Ended(EndReason::RemoteHangUp)]
         );
         assert_eq!(EndReason::RemoteHangUp.to_string(), "remote hung up");
+        // Its connection closing (a lost goodbye, or a peer without Duet's channel) too.
+        let mut call = connected_call(Role::Offerer, t0);
+        assert_eq!(
+            call.step(CallEvent::ChannelClosed, t0).last(),
+            Some(&Effect::Ended(EndReason::RemoteHangUp))
+        );
     }
 
     #[test]
@@ -332,11 +604,12 @@ mod tests {
         let mut call = connected_call(Role::Offerer, t0);
         let t1 = t0 + Duration::from_secs(10);
         call.step(CallEvent::Transport(TransportState::Disconnected), t1);
+        assert_eq!(call.deadline(), Some(t1 + DISCONNECT_GRACE));
         assert_eq!(
-            call.step(CallEvent::Tick, t1 + Duration::from_secs(1)),
+            call.step(CallEvent::Timeout, t1 + Duration::from_secs(1)),
             vec![]
         );
-        let effects = call.step(CallEvent::Tick, t1 + DISCONNECT_GRACE);
+        let effects = call.step(CallEvent::Timeout, t1 + DISCONNECT_GRACE);
         assert_eq!(
             effects,
             vec![Effect::Close, Effect::Ended(EndReason::ConnectionLost)]
@@ -353,8 +626,9 @@ mod tests {
             CallEvent::Transport(TransportState::Connected),
             t0 + Duration::from_secs(2),
         );
+        assert_eq!(call.deadline(), None);
         assert_eq!(
-            call.step(CallEvent::Tick, t0 + Duration::from_secs(60)),
+            call.step(CallEvent::Timeout, t0 + Duration::from_secs(60)),
             vec![]
         );
         assert!(matches!(
@@ -368,7 +642,6 @@ mod tests {
         let t0 = Instant::now();
         let mut call = Call::new();
         call.step(CallEvent::StartOffer, t0);
-        call.step(CallEvent::Negotiated, t0);
         let effects = call.step(CallEvent::Transport(TransportState::Failed), t0);
         assert!(matches!(
             effects.last(),
@@ -387,20 +660,29 @@ mod tests {
     fn connecting_too_long_times_out() {
         let t0 = Instant::now();
         let mut call = Call::new();
-        call.step(CallEvent::OfferReceived, t0);
-        call.step(CallEvent::Negotiated, t0);
+        call.step(
+            CallEvent::OfferReceived(description(DescriptionKind::Offer)),
+            t0,
+        );
+        call.step(
+            CallEvent::LocalDescription(description(DescriptionKind::Answer)),
+            t0,
+        );
         assert_eq!(
-            call.step(CallEvent::Tick, t0 + Duration::from_secs(5)),
+            call.step(CallEvent::Timeout, t0 + Duration::from_secs(5)),
             vec![]
         );
-        let effects = call.step(CallEvent::Tick, t0 + CONNECT_TIMEOUT);
+        let effects = call.step(CallEvent::Timeout, t0 + CONNECT_TIMEOUT);
         assert_eq!(effects.last(), Some(&Effect::Ended(EndReason::TimedOut)));
     }
 
     #[test]
     fn a_bad_description_fails_the_call_with_the_reason() {
         let mut call = Call::new();
-        call.step(CallEvent::OfferReceived, Instant::now());
+        call.step(
+            CallEvent::OfferReceived(description(DescriptionKind::Offer)),
+            Instant::now(),
+        );
         let effects = call.step(
             CallEvent::NegotiationFailed("no codec in common".into()),
             Instant::now(),
@@ -411,5 +693,31 @@ mod tests {
                 "no codec in common".into()
             )))
         );
+    }
+
+    #[test]
+    fn events_that_do_not_fit_are_ignored() {
+        let t0 = Instant::now();
+        // An answer with no offer of ours, an offer while we offer, a stray result.
+        let mut call = Call::new();
+        assert_eq!(
+            call.step(
+                CallEvent::AnswerReceived(description(DescriptionKind::Answer)),
+                t0
+            ),
+            vec![]
+        );
+        call.step(CallEvent::StartOffer, t0);
+        assert_eq!(
+            call.step(
+                CallEvent::OfferReceived(description(DescriptionKind::Offer)),
+                t0
+            ),
+            vec![]
+        );
+        let mut call = connected_call(Role::Offerer, t0);
+        assert_eq!(call.step(CallEvent::AnswerApplied, t0), vec![]);
+        assert_eq!(call.step(CallEvent::StartOffer, t0), vec![]);
+        assert!(matches!(call.state(), CallState::Connected { .. }));
     }
 }

@@ -219,7 +219,7 @@ pub fn choose_mode(modes: &[CameraMode], wanted: Wanted) -> Option<CameraMode> {
             let (width, height) = (m.width as usize, m.height as usize);
             m.fps > 0
                 && check_size(width, height).is_ok()
-                && crate::codec::h264::fits_level(width, height, m.fps as f64)
+                && crate::media::level::fits_level(width, height, m.fps as f64)
         })
         .min_by(|a, b| {
             fitness(a)

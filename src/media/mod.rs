@@ -5,6 +5,7 @@ pub mod echo;
 pub mod file;
 pub mod frame;
 pub mod jitter;
+pub mod level;
 pub mod mailbox;
 pub mod microphone;
 pub mod pattern;

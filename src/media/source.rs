@@ -110,7 +110,11 @@ impl PictureSource {
             VideoSource::Pattern => {}
             VideoSource::File(path) => match Y4mReader::open(path) {
                 Ok(reader)
-                    if !crate::codec::h264::fits_level(reader.width, reader.height, reader.fps) =>
+                    if !crate::media::level::fits_level(
+                        reader.width,
+                        reader.height,
+                        reader.fps,
+                    ) =>
                 {
                     say(format!(
                         "{} is {}x{} at {:.0} fps, more than H.264 level 3.1 allows the far side \

@@ -6,9 +6,6 @@ pub mod h264_assembler;
 mod keyframe_requests;
 pub mod verification;
 
-use crate::call::state::TransportState;
-use crate::signaling::protocol::CandidateInit;
-use crate::signaling::token::{PasteToken, SdpKind};
 use bytes::Bytes;
 use h264_assembler::{AccessUnit, Assembled, H264Assembler};
 use rtc::ice::mdns::MulticastDnsMode;
@@ -23,6 +20,7 @@ use rtc::peer_connection::configuration::media_engine::{
 };
 use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
 use rtc::peer_connection::configuration::{RTCConfigurationBuilder, RTCIceTransportPolicy};
+use rtc::peer_connection::sdp::{RTCSdpType, RTCSessionDescription};
 use rtc::peer_connection::transport::RTCIceServer;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtp_transceiver::rtp_sender::{
@@ -65,12 +63,75 @@ pub const REMOTE_QUEUE: usize = 8;
 pub enum PeerError {
     #[error("WebRTC: {0}")]
     WebRtc(#[from] webrtc::error::Error),
-    #[error("{0}")]
-    Description(#[from] crate::signaling::token::TokenError),
+    #[error("the session description is malformed: {0}")]
+    BadDescription(String),
     #[error("the peer connection stopped before ICE gathering completed")]
     GatheringAborted,
     #[error("the peer connection has no local description")]
     NoLocalDescription,
+}
+
+/// What the transport (the peer connection) says about itself.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TransportState {
+    Connecting,
+    Connected,
+    Disconnected,
+    Failed,
+    Closed,
+}
+
+/// Which half of the offer/answer exchange a description is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DescriptionKind {
+    Offer,
+    Answer,
+}
+
+/// A session description as the peer connection makes and takes it (the call turns it
+/// into a paste token or a room message at its edge).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Description {
+    pub kind: DescriptionKind,
+    pub sdp: String,
+}
+
+impl Description {
+    /// Parsed and checked, in the form the peer connection takes.
+    fn to_rtc(&self) -> Result<RTCSessionDescription, PeerError> {
+        // SDP lines end in CRLF on the wire; a hand-edited paste may have lost the CR.
+        let sdp = if self.sdp.contains("\r\n") {
+            self.sdp.clone()
+        } else {
+            self.sdp.replace('\n', "\r\n")
+        };
+        let parsed = match self.kind {
+            DescriptionKind::Offer => RTCSessionDescription::offer(sdp),
+            DescriptionKind::Answer => RTCSessionDescription::answer(sdp),
+        };
+        parsed.map_err(|e| PeerError::BadDescription(e.to_string()))
+    }
+
+    fn from_rtc(desc: &RTCSessionDescription) -> Option<Self> {
+        let kind = match desc.sdp_type {
+            RTCSdpType::Offer => DescriptionKind::Offer,
+            RTCSdpType::Answer => DescriptionKind::Answer,
+            _ => return None,
+        };
+        Some(Self {
+            kind,
+            sdp: desc.sdp.clone(),
+        })
+    }
+}
+
+/// An ICE candidate, as `RTCIceCandidateInit` carries it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Candidate {
+    pub candidate: String,
+    pub sdp_mid: Option<String>,
+    pub sdp_mline_index: Option<u16>,
+    pub username_fragment: Option<String>,
 }
 
 /// How to build the connection.
@@ -90,7 +151,7 @@ pub struct PeerConfig {
 pub enum PeerEvent {
     Transport(TransportState),
     /// A local ICE candidate, for trickling to the far side.
-    LocalCandidate(CandidateInit),
+    LocalCandidate(Candidate),
     /// The data channel can carry messages now.
     ChannelOpen,
     /// A message on the data channel.
@@ -217,7 +278,7 @@ struct Handler {
 impl PeerConnectionEventHandler for Handler {
     async fn on_ice_candidate(&self, event: RTCPeerConnectionIceEvent) {
         if let Ok(init) = event.candidate.to_json() {
-            let candidate = CandidateInit {
+            let candidate = Candidate {
                 candidate: init.candidate,
                 sdp_mid: init.sdp_mid,
                 sdp_mline_index: init.sdp_mline_index,
@@ -642,7 +703,7 @@ impl Peer {
 
     /// Makes the offer. With `wait_for_candidates` it waits for ICE gathering, so the token
     /// carries every candidate (paste mode); otherwise candidates trickle as events.
-    pub async fn create_offer(&self, wait_for_candidates: bool) -> Result<PasteToken, PeerError> {
+    pub async fn create_offer(&self, wait_for_candidates: bool) -> Result<Description, PeerError> {
         let channel = self
             .pc
             .create_data_channel(DATA_CHANNEL_LABEL, None)
@@ -658,12 +719,10 @@ impl Peer {
     /// [`Peer::create_offer`], when asked).
     pub async fn accept_offer(
         &self,
-        offer: &PasteToken,
+        offer: &Description,
         wait_for_candidates: bool,
-    ) -> Result<PasteToken, PeerError> {
-        self.pc
-            .set_remote_description(offer.to_session_description()?)
-            .await?;
+    ) -> Result<Description, PeerError> {
+        self.pc.set_remote_description(offer.to_rtc()?).await?;
         let answer = self.pc.create_answer(None).await?;
         self.pc.set_local_description(answer).await?;
         let token = self.local_description(wait_for_candidates).await?;
@@ -672,7 +731,7 @@ impl Peer {
     }
 
     /// Adds a candidate the far side trickled.
-    pub async fn add_remote_candidate(&self, candidate: CandidateInit) -> Result<(), PeerError> {
+    pub async fn add_remote_candidate(&self, candidate: Candidate) -> Result<(), PeerError> {
         let init = rtc::peer_connection::transport::RTCIceCandidateInit {
             candidate: candidate.candidate,
             sdp_mid: candidate.sdp_mid,
@@ -685,10 +744,8 @@ impl Peer {
     }
 
     /// Applies the far side's answer to our offer.
-    pub async fn accept_answer(&self, answer: &PasteToken) -> Result<(), PeerError> {
-        self.pc
-            .set_remote_description(answer.to_session_description()?)
-            .await?;
+    pub async fn accept_answer(&self, answer: &Description) -> Result<(), PeerError> {
+        self.pc.set_remote_description(answer.to_rtc()?).await?;
         self.resolve_payload_types().await;
         Ok(())
     }
@@ -699,7 +756,7 @@ impl Peer {
         }
     }
 
-    async fn local_description(&self, wait_for_candidates: bool) -> Result<PasteToken, PeerError> {
+    async fn local_description(&self, wait_for_candidates: bool) -> Result<Description, PeerError> {
         if wait_for_candidates {
             let mut gathered = self.gathered.clone();
             gathered
@@ -712,10 +769,7 @@ impl Peer {
             .local_description()
             .await
             .ok_or(PeerError::NoLocalDescription)?;
-        let token =
-            PasteToken::from_session_description(&desc).ok_or(PeerError::NoLocalDescription)?;
-        debug_assert!(matches!(token.kind, SdpKind::Offer | SdpKind::Answer));
-        Ok(token)
+        Description::from_rtc(&desc).ok_or(PeerError::NoLocalDescription)
     }
 
     /// Sends a control message on the data channel, if it is open.

@@ -8,6 +8,7 @@ mod session;
 pub mod view;
 
 use crate::call::pipeline::MediaSettings;
+use crate::call::session::{Rendezvous, SessionOptions};
 use crate::call::{CallCommand, CallOptions, CallState, CallUpdate};
 use crate::media::frame::VideoFrame;
 use crate::media::mailbox::Mailbox;
@@ -15,7 +16,7 @@ use crate::peer::PeerConfig;
 use eframe::egui;
 use picture::{FeedKind, RgbaFeed};
 use preview::SelfPreview;
-use session::{Rendezvous, Session};
+use session::Session;
 use std::sync::Arc;
 use view::{Pictures, UiAction, WindowView};
 
@@ -92,7 +93,7 @@ pub fn run_window(options: WindowOptions) -> Result<(), String> {
             window.view.warning = window.options.settings_warning.clone();
             window.show_preview();
             if let Some(offer) = first_offer {
-                window.start_session(Rendezvous::Paste(Some(offer)));
+                window.start_session(Rendezvous::Answer(Some(offer)));
             } else if let Some(room) = first_room {
                 window.act(UiAction::JoinRoom { server, room });
             }
@@ -174,8 +175,8 @@ impl DeviceLists {
 impl DuetWindow {
     fn act(&mut self, action: UiAction) {
         match action {
-            UiAction::CreateOffer => self.start_session(Rendezvous::Paste(None)),
-            UiAction::AnswerOffer(offer) => self.start_session(Rendezvous::Paste(Some(offer))),
+            UiAction::CreateOffer => self.start_session(Rendezvous::Offer),
+            UiAction::AnswerOffer(offer) => self.start_session(Rendezvous::Answer(Some(offer))),
             UiAction::JoinRoom { server, room } => {
                 self.start_session(Rendezvous::Room { server, room });
                 self.view.waiting_in_room();
@@ -300,19 +301,28 @@ impl DuetWindow {
             noise_suppression: settings.noise_suppression,
             gain_control: settings.gain_control,
         };
-        media.tone_hz = match &rendezvous {
-            Rendezvous::Paste(Some(_)) => 660.0,
-            _ => 440.0,
-        };
         let name = self.view.name.trim();
-        let options = CallOptions {
-            peer: PeerConfig {
-                bind: self.options.bind,
-                ..Default::default()
+        let options = SessionOptions {
+            call: CallOptions {
+                peer: PeerConfig {
+                    bind: self.options.bind,
+                    // The settings' STUN and TURN servers; a room adds its own.
+                    ice_servers: settings
+                        .ice_servers
+                        .iter()
+                        .map(|s| rtc::peer_connection::transport::RTCIceServer {
+                            urls: s.urls.clone(),
+                            username: s.username.clone(),
+                            credential: s.credential.clone(),
+                        })
+                        .collect(),
+                    ..Default::default()
+                },
+                media,
+                trickle: false,
+                name: if name.is_empty() { "Duet" } else { name }.to_owned(),
             },
-            media,
-            trickle: false,
-            name: if name.is_empty() { "Duet" } else { name }.to_owned(),
+            tone_by_role: true,
         };
         let session = Session::start(self.runtime.handle(), rendezvous, options, self.ctx.clone());
         self.session = Some(session);

@@ -277,7 +277,9 @@ impl WindowView {
             CallUpdate::LocalToken(token) => self.my_token = token.encode(),
             CallUpdate::State(state) => {
                 self.phase = match state {
-                    CallState::Idle => return,
+                    // Hanging up takes a moment (the goodbye leaves first): the call stays
+                    // on screen until it has ended.
+                    CallState::Idle | CallState::Ending { .. } => return,
                     CallState::Offering if self.phase == Phase::Waiting => Phase::Connecting,
                     CallState::Offering => Phase::Offering,
                     CallState::Answering if self.phase == Phase::Waiting => Phase::Connecting,
@@ -322,6 +324,7 @@ impl WindowView {
             CallUpdate::Verification(code) => self.verification = Some(code),
             CallUpdate::Stats(stats) => self.stats = Some(stats),
             CallUpdate::LocalCandidate(_)
+            | CallUpdate::InRoom { .. }
             | CallUpdate::RemotePictures(_)
             | CallUpdate::LocalPictures(_) => {}
         }
