@@ -17,7 +17,9 @@
 #[path = "../tests/common/chromium.rs"]
 mod chromium;
 
-use chromium::{Chromium, cpu_seconds, fake_media, process_tree, pss_mb};
+use chromium::{
+    Chromium, cpu_seconds, fake_media, in_loopback_only_namespace, process_tree, pss_mb,
+};
 use duet::call::CallSummary;
 use duet::call::pipeline::MediaSettings;
 use duet::call::summary::Percentiles;
@@ -520,15 +522,7 @@ fn main() -> ExitCode {
         chromium_note = "\nChromium left out: --no-chromium.".into();
     } else if std::env::var_os(INSIDE_NAMESPACE).is_none() {
         if can_make_network_namespace() {
-            let status = Command::new("unshare")
-                .args([
-                    "--net",
-                    "sh",
-                    "-c",
-                    "ip link set lo up && exec \"$@\"",
-                    "sh",
-                ])
-                .arg(&exe)
+            let status = in_loopback_only_namespace(&exe)
                 .args(std::env::args().skip(1))
                 .env(INSIDE_NAMESPACE, "1")
                 .status();

@@ -83,6 +83,34 @@ pub enum CallUpdate {
     },
 }
 
+impl CallUpdate {
+    /// The end of a call that could not begin (no room, no peer connection), with a summary
+    /// that says why.
+    pub fn never_began(why: String) -> Self {
+        let reason = EndReason::FailedToConnect(why);
+        let summary = CallSummary {
+            end_reason: reason.to_string(),
+            ..Default::default()
+        };
+        CallUpdate::Ended {
+            reason,
+            summary: Box::new(summary),
+        }
+    }
+}
+
+/// Carries out an effect that waits on the network as a task of its own; what it comes to
+/// is fed back to the call as an event.
+fn report(
+    results: &mpsc::Sender<CallEvent>,
+    work: impl std::future::Future<Output = CallEvent> + Send + 'static,
+) {
+    let results = results.clone();
+    tokio::spawn(async move {
+        let _ = results.send(work.await).await;
+    });
+}
+
 /// Control messages on the data channel.
 #[derive(Serialize, Deserialize, Debug, PartialEq)]
 #[serde(tag = "type", rename_all = "lowercase")]
@@ -165,17 +193,7 @@ pub async fn run_call(
     let (peer, mut peer_events) = match Peer::new(peer_config, receive.sinks.clone()).await {
         Ok(built) => built,
         Err(e) => {
-            let reason = EndReason::FailedToConnect(e.to_string());
-            let summary = CallSummary {
-                end_reason: reason.to_string(),
-                ..Default::default()
-            };
-            let _ = updates
-                .send(CallUpdate::Ended {
-                    reason,
-                    summary: Box::new(summary),
-                })
-                .await;
+            let _ = updates.send(CallUpdate::never_began(e.to_string())).await;
             receive.stop();
             return;
         }
@@ -314,33 +332,30 @@ pub async fn run_call(
         for effect in effects {
             match effect {
                 Effect::CreateOffer => {
-                    let (peer, results) = (peer.clone(), results_tx.clone());
-                    tokio::spawn(async move {
-                        let made = match peer.create_offer(wait_for_candidates).await {
+                    let peer = peer.clone();
+                    report(&results_tx, async move {
+                        match peer.create_offer(wait_for_candidates).await {
                             Ok(offer) => CallEvent::LocalDescription(offer),
                             Err(e) => CallEvent::NegotiationFailed(e.to_string()),
-                        };
-                        let _ = results.send(made).await;
+                        }
                     });
                 }
                 Effect::CreateAnswer(offer) => {
-                    let (peer, results) = (peer.clone(), results_tx.clone());
-                    tokio::spawn(async move {
-                        let made = match peer.accept_offer(&offer, wait_for_candidates).await {
+                    let peer = peer.clone();
+                    report(&results_tx, async move {
+                        match peer.accept_offer(&offer, wait_for_candidates).await {
                             Ok(answer) => CallEvent::LocalDescription(answer),
                             Err(e) => CallEvent::NegotiationFailed(e.to_string()),
-                        };
-                        let _ = results.send(made).await;
+                        }
                     });
                 }
                 Effect::ApplyAnswer(answer) => {
-                    let (peer, results) = (peer.clone(), results_tx.clone());
-                    tokio::spawn(async move {
-                        let applied = match peer.accept_answer(&answer).await {
+                    let peer = peer.clone();
+                    report(&results_tx, async move {
+                        match peer.accept_answer(&answer).await {
                             Ok(()) => CallEvent::AnswerApplied,
                             Err(e) => CallEvent::NegotiationFailed(e.to_string()),
-                        };
-                        let _ = results.send(applied).await;
+                        }
                     });
                 }
                 Effect::AddCandidates(candidates) => {
@@ -376,11 +391,10 @@ pub async fn run_call(
                         .await;
                 }
                 Effect::SendBye => {
-                    let (peer, results) = (peer.clone(), results_tx.clone());
-                    tokio::spawn(async move {
+                    let peer = peer.clone();
+                    report(&results_tx, async move {
                         let bye = serde_json::to_string(&ControlMessage::Bye).unwrap_or_default();
-                        let sent = peer.send_message(&bye).await;
-                        let _ = results.send(CallEvent::ByeSent(sent)).await;
+                        CallEvent::ByeSent(peer.send_message(&bye).await)
                     });
                 }
                 Effect::Close => {

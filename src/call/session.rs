@@ -6,7 +6,7 @@
 //! says why. What the front ends show comes back as [`CallUpdate`]s.
 
 use crate::call::room::{RoomInput, RoomLink};
-use crate::call::{CallCommand, CallOptions, CallSummary, CallUpdate, EndReason, run_call};
+use crate::call::{CallCommand, CallOptions, CallUpdate, run_call};
 use crate::signaling::PasteToken;
 use rtc::peer_connection::transport::RTCIceServer;
 use tokio::sync::mpsc;
@@ -98,17 +98,7 @@ async fn run_session(
                 )
             }
             Err(e) => {
-                let reason = EndReason::FailedToConnect(e.to_string());
-                let summary = CallSummary {
-                    end_reason: reason.to_string(),
-                    ..Default::default()
-                };
-                let _ = out
-                    .send(CallUpdate::Ended {
-                        reason,
-                        summary: Box::new(summary),
-                    })
-                    .await;
+                let _ = out.send(CallUpdate::never_began(e.to_string())).await;
                 return;
             }
         },

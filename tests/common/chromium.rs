@@ -22,15 +22,7 @@ pub fn in_own_network(test_name: &str) -> bool {
         return true;
     }
     let exe = std::env::current_exe().expect("test binary");
-    let mut child = Command::new("unshare")
-        .args([
-            "--net",
-            "sh",
-            "-c",
-            "ip link set lo up && exec \"$@\"",
-            "sh",
-        ])
-        .arg(exe)
+    let mut child = in_loopback_only_namespace(&exe)
         .args(["--exact", test_name, "--nocapture", "--test-threads=1"])
         .env("DUET_IN_NETNS", "1")
         .stdout(Stdio::piped())
@@ -74,6 +66,22 @@ pub fn in_own_network(test_name: &str) -> bool {
         "{test_name} did not run exactly one test inside its namespace: {seen}"
     );
     false
+}
+
+/// `program` (its arguments to follow) in a new network namespace whose only interface is
+/// `lo`, brought up (needs root and `unshare`).
+pub fn in_loopback_only_namespace(program: &Path) -> Command {
+    let mut command = Command::new("unshare");
+    command
+        .args([
+            "--net",
+            "sh",
+            "-c",
+            "ip link set lo up && exec \"$@\"",
+            "sh",
+        ])
+        .arg(program);
+    command
 }
 
 /// Media files for the browser's fake camera and microphone: Duet's stamped pattern and
