@@ -40,6 +40,9 @@ pub struct Settings {
     pub echo_cancellation: bool,
     pub noise_suppression: bool,
     pub gain_control: bool,
+    /// How long a call whose path went silent keeps reconnecting before it ends as
+    /// "connection lost", seconds.
+    pub reconnect_timeout: u32,
 }
 
 impl Default for Settings {
@@ -55,6 +58,7 @@ impl Default for Settings {
             echo_cancellation: true,
             noise_suppression: true,
             gain_control: true,
+            reconnect_timeout: 30,
         }
     }
 }

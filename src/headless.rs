@@ -50,6 +50,8 @@ pub struct HeadlessCall {
     /// Hang up this long after connecting.
     pub duration: Option<Duration>,
     pub stats_json: Option<PathBuf>,
+    /// How long a call whose path went silent keeps reconnecting.
+    pub reconnect_timeout: Duration,
 }
 
 /// How a headless call ended, for the exit code.
@@ -163,6 +165,7 @@ impl HeadlessCall {
                 media: self.media.clone(),
                 trickle: false,
                 name: "duet".into(),
+                reconnect_timeout: Some(self.reconnect_timeout),
             },
             // On paste the command line already chose the tone by role.
             tone_by_role: in_room && self.tone_by_role,
@@ -239,7 +242,10 @@ impl HeadlessCall {
                                 hang_up_at = Some(tokio::time::Instant::now() + duration);
                             }
                         }
-                        CallState::Connected { disconnected_at: Some(_), .. } => say("the connection is interrupted"),
+                        CallState::Connected { disconnected_at: Some(_), .. } => say(&format!(
+                            "reconnecting… (the path went silent; giving up after {:.0} s)",
+                            self.reconnect_timeout.as_secs_f64()
+                        )),
                         _ => {}
                     },
                     Some(CallUpdate::Ended { reason, summary }) => {

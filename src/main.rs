@@ -169,6 +169,10 @@ struct CallArgs {
     /// Hang up this many seconds after connecting (loopback: default 10).
     #[arg(long, value_parser = parse_seconds)]
     duration: Option<f64>,
+    /// When the path goes silent, keep reconnecting this many seconds before the call ends
+    /// as "connection lost" (default: the settings' reconnect_timeout, 30).
+    #[arg(long, value_parser = parse_seconds)]
+    reconnect_timeout: Option<f64>,
     /// Write the end-of-call summary as JSON to this file.
     #[arg(long)]
     stats_json: Option<PathBuf>,
@@ -438,6 +442,11 @@ fn call(args: CallArgs, settings: &duet::config::Settings) -> anyhow::Result<Exi
         media: media_settings(&args, default_tone),
         duration: args.duration.map(Duration::from_secs_f64),
         stats_json: args.stats_json.clone(),
+        reconnect_timeout: Duration::from_secs_f64(
+            args.reconnect_timeout
+                .unwrap_or(settings.reconnect_timeout as f64)
+                .clamp(1.0, 3600.0),
+        ),
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

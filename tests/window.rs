@@ -254,6 +254,8 @@ fn window_shows_the_remote_picture() {
 fn window_survives_the_peer_vanishing() {
     let dir = common::scratch("window-vanish");
     let display = Display::start();
+    // Give up reconnecting after 4 s instead of 30, so the test is short.
+    std::fs::write(dir.join("settings.toml"), "reconnect_timeout = 4\n").expect("settings");
     let (mut offerer, mut window) = call_the_window(&dir, &display, 60);
     display.wait_for_status(&dir, "inacall", Duration::from_secs(20));
     std::thread::sleep(Duration::from_secs(1));
@@ -266,12 +268,14 @@ fn window_survives_the_peer_vanishing() {
     // screens from before it says so count as drawing.
     let mut screens = Vec::new();
     let mut said = String::new();
+    let mut reconnecting = false;
     while killed.elapsed() < Duration::from_secs(25) {
         let screen = display.screenshot(&dir).0;
         said = display.status_text(&dir);
         if said.contains("callended") || said.contains("connectionlost") {
             break;
         }
+        reconnecting |= said.contains("reconnecting");
         screens.push(screen);
         std::thread::sleep(Duration::from_millis(700));
     }
@@ -289,6 +293,10 @@ fn window_survives_the_peer_vanishing() {
         "the window did not redraw while it found out the far side had vanished"
     );
     assert!(still_running, "the window exited");
+    assert!(
+        reconnecting,
+        "the window never said it was reconnecting before it gave up"
+    );
     eprintln!(
         "the window said \"connection lost\" {:.1} s after the far side was killed ({} different screens meanwhile)",
         noticed.as_secs_f64(),

@@ -134,6 +134,9 @@ pub struct CallOptions {
     pub trickle: bool,
     /// How this end introduces itself on the data channel.
     pub name: String,
+    /// How long a call whose path went silent keeps reconnecting before it is lost
+    /// (`None`: [`crate::call::state::RECONNECT_TIMEOUT`]).
+    pub reconnect_timeout: Option<Duration>,
 }
 
 struct Timeline {
@@ -185,9 +188,15 @@ pub async fn run_call(
     let _ = updates
         .send(CallUpdate::LocalPictures(local_pictures.clone()))
         .await;
+    let reconnect_timeout = options
+        .reconnect_timeout
+        .unwrap_or(crate::call::state::RECONNECT_TIMEOUT);
     let peer_config = PeerConfig {
         send_video: options.media.send_video,
         send_audio: options.media.send_audio,
+        // ICE must not give up before the call does: it keeps checking the path while the
+        // call reconnects.
+        ice_failed_timeout: Some(reconnect_timeout + Duration::from_secs(10)),
         ..options.peer.clone()
     };
     let (peer, mut peer_events) = match Peer::new(peer_config, receive.sinks.clone()).await {
@@ -199,7 +208,7 @@ pub async fn run_call(
         }
     };
     let peer = Arc::new(peer);
-    let mut call = Call::new();
+    let mut call = Call::with_reconnect_timeout(reconnect_timeout);
     let send_counters = Arc::new(SendCounters::default());
     let mut sending: Option<SendPipeline> = None;
     let mut timeline = Timeline {

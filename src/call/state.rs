@@ -15,10 +15,10 @@ use std::time::{Duration, Instant};
 
 /// From both descriptions applied to connected, at most this long.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(20);
-/// A connected call whose transport stays disconnected this long is lost. ICE reports
-/// disconnected after a few seconds without traffic, so a vanished peer ends the call in
-/// well under 15 s.
-pub const DISCONNECT_GRACE: Duration = Duration::from_secs(4);
+/// A connected call whose path has gone silent is reconnecting, and is lost only after
+/// this long without a path (ICE says disconnected about 3 s after the last packet): long
+/// enough to live through a Wi-Fi hand-over, a tunnel, a router's reboot. A setting.
+pub const RECONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 /// Once our goodbye is on the data channel, this long for SCTP to put it on the wire before
 /// the connection closes.
 pub const BYE_FLUSH: Duration = Duration::from_millis(150);
@@ -71,7 +71,8 @@ pub enum CallState {
     },
     Connected {
         since: Instant,
-        /// Set while the transport reports disconnected.
+        /// Set while the path is silent (the transport reports disconnected): the call is
+        /// reconnecting.
         disconnected_at: Option<Instant>,
     },
     /// We hung up: our goodbye is on its way; the call ends when it has had time to leave.
@@ -152,6 +153,7 @@ pub struct Call {
     greeted: bool,
     /// While ending: when the goodbye has had its time.
     bye_flushed_at: Option<Instant>,
+    reconnect_timeout: Duration,
 }
 
 impl Default for Call {
@@ -169,6 +171,15 @@ impl Call {
             remote_description_set: false,
             greeted: false,
             bye_flushed_at: None,
+            reconnect_timeout: RECONNECT_TIMEOUT,
+        }
+    }
+
+    /// A call that gives up reconnecting after `timeout` instead of [`RECONNECT_TIMEOUT`].
+    pub fn with_reconnect_timeout(timeout: Duration) -> Self {
+        Self {
+            reconnect_timeout: timeout,
+            ..Self::new()
         }
     }
 
@@ -192,7 +203,7 @@ impl Call {
             CallState::Connected {
                 disconnected_at: Some(at),
                 ..
-            } => Some(*at + DISCONNECT_GRACE),
+            } => Some(*at + self.reconnect_timeout),
             CallState::Ending { .. } => self.bye_flushed_at,
             CallState::Idle
             | CallState::Offering
@@ -278,7 +289,7 @@ impl Call {
                 }
                 E::Timeout
                     if disconnected_at.is_some_and(|at| {
-                        now.saturating_duration_since(at) >= DISCONNECT_GRACE
+                        now.saturating_duration_since(at) >= self.reconnect_timeout
                     }) =>
                 {
                     self.end(EndReason::ConnectionLost, false)
@@ -599,17 +610,46 @@ mod tests {
     }
 
     #[test]
-    fn a_disconnect_that_lasts_is_a_lost_connection() {
+    fn the_settings_default_is_the_calls_default() {
+        assert_eq!(
+            u64::from(crate::config::Settings::default().reconnect_timeout),
+            RECONNECT_TIMEOUT.as_secs()
+        );
+    }
+
+    #[test]
+    fn a_silent_path_is_reconnecting_and_lost_only_after_the_reconnect_timeout() {
         let t0 = Instant::now();
         let mut call = connected_call(Role::Offerer, t0);
         let t1 = t0 + Duration::from_secs(10);
         call.step(CallEvent::Transport(TransportState::Disconnected), t1);
-        assert_eq!(call.deadline(), Some(t1 + DISCONNECT_GRACE));
+        assert_eq!(call.deadline(), Some(t1 + RECONNECT_TIMEOUT));
+        // A second report does not restart the clock.
+        call.step(
+            CallEvent::Transport(TransportState::Disconnected),
+            t1 + Duration::from_secs(5),
+        );
+        assert_eq!(call.deadline(), Some(t1 + RECONNECT_TIMEOUT));
         assert_eq!(
-            call.step(CallEvent::Timeout, t1 + Duration::from_secs(1)),
+            call.step(CallEvent::Timeout, t1 + Duration::from_secs(29)),
             vec![]
         );
-        let effects = call.step(CallEvent::Timeout, t1 + DISCONNECT_GRACE);
+        let effects = call.step(CallEvent::Timeout, t1 + RECONNECT_TIMEOUT);
+        assert_eq!(
+            effects,
+            vec![Effect::Close, Effect::Ended(EndReason::ConnectionLost)]
+        );
+        // A shorter setting gives up sooner.
+        let mut call = Call::with_reconnect_timeout(Duration::from_secs(4));
+        call.step(CallEvent::StartOffer, t0);
+        call.step(
+            CallEvent::AnswerReceived(description(DescriptionKind::Answer)),
+            t0,
+        );
+        call.step(CallEvent::AnswerApplied, t0);
+        call.step(CallEvent::Transport(TransportState::Connected), t0);
+        call.step(CallEvent::Transport(TransportState::Disconnected), t1);
+        let effects = call.step(CallEvent::Timeout, t1 + Duration::from_secs(4));
         assert_eq!(
             effects,
             vec![Effect::Close, Effect::Ended(EndReason::ConnectionLost)]

@@ -55,6 +55,11 @@ pub const H264_FMTP: &str =
 const DATA_CHANNEL_LABEL: &str = "duet";
 /// Keyframe requests are not sent more often than this: one IDR answers many losses.
 const PLI_MIN_INTERVAL: Duration = Duration::from_millis(300);
+/// How long a description that must carry every candidate (paste mode) waits for ICE
+/// gathering; then it goes with what was found. A backstop: the stack gives up on a STUN
+/// server that never answers after about 10 s (seen here), but nothing bounds the rest.
+pub const GATHERING_TIMEOUT: Duration = Duration::from_secs(15);
+
 /// Access units waiting for the decoder; beyond this the oldest is dropped.
 pub const REMOTE_QUEUE: usize = 8;
 
@@ -144,6 +149,8 @@ pub struct PeerConfig {
     pub send_audio: bool,
     /// Use TURN relays only (`iceTransportPolicy: "relay"`).
     pub relay_only: bool,
+    /// How long ICE stays disconnected before it calls the path failed (`None`: 25 s).
+    pub ice_failed_timeout: Option<Duration>,
 }
 
 /// What the connection reports to the call.
@@ -520,7 +527,7 @@ async fn build_connection(
     let mut settings = SettingEngineBuilder::new()
         .with_ice_timeouts(
             Some(Duration::from_secs(3)),
-            Some(Duration::from_secs(25)),
+            Some(config.ice_failed_timeout.unwrap_or(Duration::from_secs(25))),
             Some(Duration::from_secs(1)),
         )
         // Checks every 50 ms (RFC 8445's Ta) rather than the library's 200: on a LAN the
@@ -759,10 +766,15 @@ impl Peer {
     async fn local_description(&self, wait_for_candidates: bool) -> Result<Description, PeerError> {
         if wait_for_candidates {
             let mut gathered = self.gathered.clone();
-            gathered
-                .wait_for(|done| *done)
-                .await
-                .map_err(|_| PeerError::GatheringAborted)?;
+            match tokio::time::timeout(GATHERING_TIMEOUT, gathered.wait_for(|done| *done)).await {
+                Ok(Ok(_)) => {}
+                Ok(Err(_)) => return Err(PeerError::GatheringAborted),
+                // A STUN or TURN server that never answers must not hold the call up: the
+                // description goes out with the candidates found so far.
+                Err(_) => tracing::warn!(
+                    "ICE gathering not complete after {GATHERING_TIMEOUT:?}; going on with the candidates found so far"
+                ),
+            }
         }
         let desc = self
             .pc

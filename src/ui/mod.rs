@@ -321,6 +321,9 @@ impl DuetWindow {
                 media,
                 trickle: false,
                 name: if name.is_empty() { "Duet" } else { name }.to_owned(),
+                reconnect_timeout: Some(std::time::Duration::from_secs(
+                    settings.reconnect_timeout.clamp(1, 3600).into(),
+                )),
             },
             tone_by_role: true,
         };

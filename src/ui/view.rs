@@ -357,7 +357,7 @@ impl WindowView {
                 interrupted: true,
                 since,
             } => format!(
-                "Connection interrupted, trying to recover {}",
+                "Reconnecting… {}",
                 duration_text(now.saturating_duration_since(*since))
             ),
             Phase::Connected { since, .. } => {

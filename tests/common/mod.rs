@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod chromium;
+pub mod hosts;
 pub mod pulse;
 
 use std::path::PathBuf;

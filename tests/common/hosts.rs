@@ -1,0 +1,146 @@
+//! Two hosts on one machine for network tests: two network namespaces joined by a veth
+//! pair, 10.77.0.1 (A) and 10.77.0.2 (B), each with its own `lo`. Addresses of our own test
+//! hosts, reachable from nowhere else; both namespaces are removed when this is dropped,
+//! also when a test fails. Faults are nftables rules on a host's input hook.
+#![allow(dead_code)]
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+pub const A_IP: &str = "10.77.0.1";
+pub const B_IP: &str = "10.77.0.2";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Host {
+    A,
+    B,
+}
+
+pub struct TwoHosts {
+    names: [String; 2],
+}
+
+fn run(args: &[&str]) {
+    let status = Command::new(args[0])
+        .args(&args[1..])
+        .status()
+        .unwrap_or_else(|e| panic!("{}: {e} (iproute2 and root are needed)", args[0]));
+    assert!(status.success(), "{args:?} failed");
+}
+
+impl TwoHosts {
+    pub fn new() -> Self {
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let id = format!("{}-{n}", std::process::id());
+        let names = [format!("duet-a-{id}"), format!("duet-b-{id}")];
+        let hosts = Self { names };
+        let (a, b) = (hosts.name(Host::A), hosts.name(Host::B));
+        run(&["ip", "netns", "add", a]);
+        run(&["ip", "netns", "add", b]);
+        run(&[
+            "ip", "link", "add", "veth-a", "netns", a, "type", "veth", "peer", "name", "veth-b",
+            "netns", b,
+        ]);
+        for (name, dev, ip) in [(a, "veth-a", A_IP), (b, "veth-b", B_IP)] {
+            run(&["ip", "-n", name, "link", "set", "lo", "up"]);
+            run(&[
+                "ip",
+                "-n",
+                name,
+                "addr",
+                "add",
+                &format!("{ip}/24"),
+                "dev",
+                dev,
+            ]);
+            run(&["ip", "-n", name, "link", "set", dev, "up"]);
+        }
+        hosts
+    }
+
+    pub fn name(&self, host: Host) -> &str {
+        match host {
+            Host::A => &self.names[0],
+            Host::B => &self.names[1],
+        }
+    }
+
+    /// `program` run on `host`.
+    pub fn command(&self, host: Host, program: &std::path::Path) -> Command {
+        let mut command = Command::new("ip");
+        command
+            .args(["netns", "exec", self.name(host)])
+            .arg(program);
+        command
+    }
+
+    /// Loads an nftables script on `host`; fails the test if nft refuses it.
+    pub fn nft(&self, host: Host, script: &str) {
+        let mut child = Command::new("ip")
+            .args(["netns", "exec", self.name(host), "nft", "-f", "-"])
+            .stdin(Stdio::piped())
+            .spawn()
+            .expect("nft (nftables; scripts/setup.sh installs it)");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(script.as_bytes())
+            .expect("rules");
+        let status = super::wait_for_exit(&mut child, std::time::Duration::from_secs(10), "nft");
+        assert!(status.success(), "nft refused: {script}");
+    }
+
+    /// Every UDP packet arriving at `host` dropped (counted by a named counter, which
+    /// outlives [`Self::restore`]).
+    pub fn black_out(&self, host: Host) {
+        self.nft(
+            host,
+            "table inet duet_fault {\ncounter dropped { }\nchain input {\ntype filter hook input priority 0;\nmeta l4proto udp counter name dropped drop\n}\n}\n",
+        );
+    }
+
+    /// The path to `host` works again.
+    pub fn restore(&self, host: Host) {
+        self.nft(host, "flush chain inet duet_fault input\n");
+    }
+
+    /// Packets the fault on `host` dropped so far.
+    pub fn dropped(&self, host: Host) -> u64 {
+        let output = super::output_within(
+            Command::new("ip").args([
+                "netns",
+                "exec",
+                self.name(host),
+                "nft",
+                "list",
+                "counter",
+                "inet",
+                "duet_fault",
+                "dropped",
+            ]),
+            std::time::Duration::from_secs(10),
+            "nft list counter",
+        );
+        let listing = String::from_utf8_lossy(&output.stdout);
+        listing
+            .split_whitespace()
+            .skip_while(|w| *w != "packets")
+            .nth(1)
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no counter on {host:?}: {listing}"))
+    }
+}
+
+impl Drop for TwoHosts {
+    fn drop(&mut self) {
+        for name in &self.names {
+            let _ = Command::new("ip")
+                .args(["netns", "del", name])
+                .stderr(Stdio::null())
+                .status();
+        }
+    }
+}
