@@ -113,7 +113,14 @@ fn higher(peak: Option<f64>, sample: Option<f64>) -> Option<f64> {
     }
 }
 
-fn duet_side(s: &CallSummary, peak_pss_mb: Option<f64>, largest_tree: usize) -> Side {
+/// One Duet side: its own summary, and the far side's (whose sent codec is what this side
+/// decoded).
+fn duet_side(
+    s: &CallSummary,
+    far: &CallSummary,
+    peak_pss_mb: Option<f64>,
+    largest_tree: usize,
+) -> Side {
     let received = &s.video_received;
     Side {
         // Measured inside the one process: known only if that process was the whole tree.
@@ -125,9 +132,12 @@ fn duet_side(s: &CallSummary, peak_pss_mb: Option<f64>, largest_tree: usize) -> 
         peak_pss_mb,
         setup_ms: s.first_frame_ms,
         fps: received.fps,
-        // The summary names no codec: only the size is known from it.
         decoded: Decoded {
-            codec: None,
+            codec: far
+                .video_sent
+                .codec
+                .as_deref()
+                .map(|mime| mime.trim_start_matches("video/").to_owned()),
             size: received
                 .width
                 .zip(received.height)
@@ -177,7 +187,14 @@ fn run_duet(duet: &Path, case: &Case, seconds: f64) -> Result<Run, String> {
         .collect();
     Ok(Run {
         latency: Percentiles::of(&latencies),
-        sides: [0, 1].map(|i| duet_side(summaries[i], peak_pss_mb[i], largest_tree[i])),
+        sides: [0, 1].map(|i| {
+            duet_side(
+                summaries[i],
+                summaries[1 - i],
+                peak_pss_mb[i],
+                largest_tree[i],
+            )
+        }),
     })
 }
 
@@ -439,8 +456,8 @@ CPU: % of one core per side, CPU time from connected to hang-up over that time (
 Memory: peak PSS of the side's process tree, MB, sampled from /proc every 500 ms (Duet: while
   both processes run; Chromium: from connected to hang-up).
 Setup: answer applied to first remote picture, ms. Received fps: Duet decoded, Chromium
-  distinct stamped pictures presented. Decoded: codec (Chromium's stats; Duet's summary names
-  none) and size of the last decoded picture. Ratio: Chromium / Duet.{chromium_note}"
+  distinct stamped pictures presented. Decoded: codec (Chromium's stats; Duet: what the far side's
+  summary says it negotiated and sent) and size of the last decoded picture. Ratio: Chromium / Duet.{chromium_note}"
     );
     println!();
     println!("| size      | measure            |          Duet |      Chromium |   ratio |");

@@ -45,6 +45,10 @@ fn two_duet_processes_see_and_hear_each_other() {
             "{side}: sound came {marks:?} ms late"
         );
     }
+    // Both say which codec they negotiated.
+    for summary in [offerer, answerer] {
+        assert_eq!(summary.video_sent.codec.as_deref(), Some("video/H264"));
+    }
     // The offerer hung up after --duration; the far side heard it as such.
     assert_eq!(offerer.end_reason, "you hung up");
     assert_eq!(answerer.end_reason, "remote hung up");

@@ -548,6 +548,7 @@ fn summarize(
         connect_ms: since(timeline.negotiated, timeline.connected),
         first_frame_ms: since(timeline.negotiated, video.first_decoded_at),
         video_sent: VideoSent {
+            codec: peer.video.as_ref().and_then(|track| track.codec()),
             // What was sent, once sending began (a file plays at its own size and rate).
             width: match sent.video_width.load(Ordering::Relaxed) {
                 0 => media.width,

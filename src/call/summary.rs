@@ -29,6 +29,9 @@ impl Percentiles {
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct VideoSent {
+    /// The negotiated codec's MIME type, e.g. "video/H264".
+    #[serde(default)]
+    pub codec: Option<String>,
     pub width: usize,
     pub height: usize,
     pub fps: u32,
@@ -232,8 +235,9 @@ impl std::fmt::Display for CallSummary {
         )?;
         writeln!(
             f,
-            "  video sent: {} frames {}x{}@{}, {} kB; {} keyframes: first, {} asked for by the far side, {} after a local drop",
+            "  video sent: {} frames {} {}x{}@{}, {} kB; {} keyframes: first, {} asked for by the far side, {} after a local drop",
             vs.frames_sent,
+            vs.codec.as_deref().unwrap_or("(no codec negotiated)"),
             vs.width,
             vs.height,
             vs.fps,

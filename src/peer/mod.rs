@@ -210,6 +210,8 @@ pub struct OutgoingTrack {
     sender: Arc<dyn RtpSender>,
     ssrc: SSRC,
     payload_type: Mutex<Option<PayloadType>>,
+    /// The negotiated codec's MIME type ("video/H264"), once negotiated.
+    codec: Mutex<Option<String>>,
 }
 
 impl OutgoingTrack {
@@ -242,8 +244,16 @@ impl OutgoingTrack {
             .get_parameters()
             .await
             .ok()
-            .and_then(|p| p.rtp_parameters.codecs.first().map(|c| c.payload_type));
-        *self.payload_type.lock().unwrap_or_else(|e| e.into_inner()) = chosen;
+            .and_then(|p| p.rtp_parameters.codecs.first().cloned());
+        *self.payload_type.lock().unwrap_or_else(|e| e.into_inner()) =
+            chosen.as_ref().map(|c| c.payload_type);
+        *self.codec.lock().unwrap_or_else(|e| e.into_inner()) =
+            chosen.map(|c| c.rtp_codec.mime_type);
+    }
+
+    /// The negotiated codec's MIME type ("video/H264"), once the descriptions are applied.
+    pub fn codec(&self) -> Option<String> {
+        self.codec.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// Waits for the next keyframe request (PLI or FIR) from the far side. `None` when the
@@ -691,6 +701,7 @@ impl Peer {
             sender,
             ssrc,
             payload_type: Mutex::new(None),
+            codec: Mutex::new(None),
         }))
     }
 
