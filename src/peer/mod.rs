@@ -13,7 +13,7 @@ use rtc::interceptor::{Registry, Slot};
 use rtc::media::Sample;
 use rtc::media_stream::MediaStreamTrack;
 use rtc::peer_connection::configuration::interceptor_registry::{
-    configure_nack, configure_rtcp_reports, configure_simulcast_extension_headers, configure_twcc,
+    configure_rtcp_reports, configure_simulcast_extension_headers, configure_twcc,
 };
 use rtc::peer_connection::configuration::media_engine::{
     MIME_TYPE_H264, MIME_TYPE_OPUS, MIME_TYPE_RTX, MediaEngine,
@@ -461,6 +461,27 @@ async fn drain_remote_audio(
     }
 }
 
+/// NACK and PLI as the stack's `configure_nack` sets them up, but with the generator
+/// bounded: it tracks the last 128 packets and asks for each at most twice. The default
+/// (512 packets, asked for until they come) answered the gap of a 12 s outage with a storm
+/// of NACKs for hundreds of stale packets, and the far side's retransmissions of them cost
+/// pictures in the second after the path returned. A packet that old is of no use to a
+/// picture that completes on its marker anyway: a keyframe request repairs the picture.
+fn configure_bounded_nack(registry: Registry, engine: &mut MediaEngine) -> Registry {
+    use rtc::interceptor::{NackGeneratorBuilder, NackResponderBuilder};
+    engine.register_feedback(feedback("nack", ""), RtpCodecKind::Video);
+    engine.register_feedback(feedback("nack", "pli"), RtpCodecKind::Video);
+    registry
+        .with(Slot::NackResponder, NackResponderBuilder::new().build())
+        .with(
+            Slot::NackGenerator,
+            NackGeneratorBuilder::new()
+                .with_size(128)
+                .with_max_nacks_per_packet(2)
+                .build(),
+        )
+}
+
 fn feedback(typ: &str, parameter: &str) -> RTCPFeedback {
     RTCPFeedback {
         typ: typ.to_owned(),
@@ -527,7 +548,7 @@ async fn build_connection(
 ) -> Result<Arc<dyn PeerConnection>, PeerError> {
     let mut engine = media_engine()?;
     let registry = Registry::new();
-    let registry = configure_nack(registry, &mut engine);
+    let registry = configure_bounded_nack(registry, &mut engine);
     configure_simulcast_extension_headers(&mut engine)?;
     let registry = configure_twcc(registry, &mut engine)?;
     let registry = configure_rtcp_reports(registry);
