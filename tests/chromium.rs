@@ -293,21 +293,7 @@ fn chromium_and_duet_call_by_paste() {
 }
 
 fn nft(script: &str) {
-    let mut child = Command::new("nft")
-        .args(["-f", "-"])
-        .stdin(Stdio::piped())
-        .spawn()
-        .expect("nft (nftables; scripts/setup.sh installs it)");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(script.as_bytes())
-        .expect("rules");
-    assert!(
-        child.wait().expect("nft").success(),
-        "nft refused: {script}"
-    );
+    common::load_nft(&mut Command::new("nft"), script);
 }
 
 #[test]

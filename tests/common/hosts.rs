@@ -4,7 +4,6 @@
 //! also when a test fails. Faults are nftables rules on a host's input hook.
 #![allow(dead_code)]
 
-use std::io::Write;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 
@@ -78,19 +77,10 @@ impl TwoHosts {
 
     /// Loads an nftables script on `host`; fails the test if nft refuses it.
     pub fn nft(&self, host: Host, script: &str) {
-        let mut child = Command::new("ip")
-            .args(["netns", "exec", self.name(host), "nft", "-f", "-"])
-            .stdin(Stdio::piped())
-            .spawn()
-            .expect("nft (nftables; scripts/setup.sh installs it)");
-        child
-            .stdin
-            .take()
-            .expect("stdin")
-            .write_all(script.as_bytes())
-            .expect("rules");
-        let status = super::wait_for_exit(&mut child, std::time::Duration::from_secs(10), "nft");
-        assert!(status.success(), "nft refused: {script}");
+        super::load_nft(
+            Command::new("ip").args(["netns", "exec", self.name(host), "nft"]),
+            script,
+        );
     }
 
     /// Every UDP packet arriving at `host` dropped (counted by a named counter, which

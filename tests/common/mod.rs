@@ -320,6 +320,25 @@ pub fn wait_with_output_within(
     }
 }
 
+/// Loads an nftables script through `nft` (the command given, e.g. `nft` itself or
+/// `ip netns exec HOST nft`); fails the test if nft refuses it or does not answer in 10 s.
+pub fn load_nft(nft: &mut std::process::Command, script: &str) {
+    use std::io::Write;
+    let mut child = nft
+        .args(["-f", "-"])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .expect("nft (nftables; scripts/setup.sh installs it)");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(script.as_bytes())
+        .expect("rules");
+    let status = wait_for_exit(&mut child, std::time::Duration::from_secs(10), "nft");
+    assert!(status.success(), "nft refused: {script}");
+}
+
 /// Waits for each process to end, killing it and failing after `timeout` in all.
 pub fn wait_all(children: &mut [&mut std::process::Child], timeout: std::time::Duration) {
     let deadline = std::time::Instant::now() + timeout;
