@@ -35,6 +35,13 @@ fn files(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
     }
 }
 
+/// The identifier `text` starts with.
+fn leading_name(text: &str) -> String {
+    text.chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+        .collect()
+}
+
 /// The parts of ours a file names through `crate::`, with the line each is on.
 fn uses(text: &str) -> Vec<(String, usize)> {
     let mut found = Vec::new();
@@ -43,26 +50,17 @@ fn uses(text: &str) -> Vec<(String, usize)> {
         if code.starts_with("//") {
             continue;
         }
-        for (at, _) in code.match_indices("crate::") {
-            let rest = &code[at + "crate::".len()..];
-            let name: String = rest
-                .chars()
-                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
-                .collect();
+        let after_crate = code
+            .match_indices("crate::")
+            .map(|(at, _)| &code[at + "crate::".len()..]);
+        // `use crate::{a, b}` names several at once.
+        let in_group = code
+            .strip_prefix("use crate::{")
+            .into_iter()
+            .flat_map(|group| group.split([',', '}']).map(|n| n.trim()));
+        for name in after_crate.chain(in_group).map(leading_name) {
             if !name.is_empty() {
                 found.push((name, number + 1));
-            }
-        }
-        // `use crate::{a, b}` names several at once.
-        if let Some(group) = code.strip_prefix("use crate::{") {
-            for name in group.split([',', '}']).map(|n| n.trim()) {
-                let name: String = name
-                    .chars()
-                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
-                    .collect();
-                if !name.is_empty() {
-                    found.push((name, number + 1));
-                }
             }
         }
     }
