@@ -154,9 +154,18 @@ struct CallArgs {
     /// Frames per second.
     #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..=60))]
     fps: u32,
-    /// Video bitrate, kbit/s.
+    /// The most video may use, kbit/s: congestion control sends less when the path
+    /// carries less.
     #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(30..=20_000))]
     bitrate: u32,
+    /// Where congestion control starts before the path has said anything, kbit/s for
+    /// everything sent (it climbs fast from there, to --bitrate).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(60..=20_000))]
+    start_bitrate: Option<u32>,
+    /// Send video at --bitrate whatever the path carries (no congestion control, no
+    /// pacing): for comparison only.
+    #[arg(long)]
+    no_congestion_control: bool,
     /// Send no video.
     #[arg(long)]
     no_video: bool,
@@ -254,6 +263,8 @@ fn media_settings(args: &CallArgs, default_tone: f64) -> MediaSettings {
         height: args.size.1,
         fps: args.fps,
         video_bitrate_bps: args.bitrate * 1000,
+        start_bitrate_bps: args.start_bitrate.map(|kbps| kbps * 1000),
+        congestion_control: !args.no_congestion_control,
         send_video: !args.no_video,
         send_audio: !args.no_audio,
         tone_hz: args.tone.unwrap_or(default_tone),

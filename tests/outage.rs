@@ -6,91 +6,8 @@
 
 mod common;
 
-use common::hosts::{A_IP, B_IP, Host, TwoHosts};
-use duet::call::CallSummary;
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Stdio};
-use std::sync::mpsc;
+use common::hosts::{Host, Side, TwoHosts};
 use std::time::{Duration, Instant};
-
-/// A `duet call` on one host, its stderr lines arriving on `lines`.
-struct Side {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-    stats: std::path::PathBuf,
-}
-
-impl Side {
-    fn start(
-        hosts: &TwoHosts,
-        host: Host,
-        role: &str,
-        extra: &[&str],
-        dir: &std::path::Path,
-    ) -> Self {
-        let (ip, name) = match host {
-            Host::A => (A_IP, "a"),
-            Host::B => (B_IP, "b"),
-        };
-        let stats = dir.join(format!("{name}.json"));
-        let mut child = hosts
-            .command(host, &common::duet())
-            .args([
-                "call",
-                role,
-                "--bind",
-                ip,
-                "--size",
-                "320x240",
-                "--bitrate",
-                "300",
-            ])
-            .arg("--stats-json")
-            .arg(&stats)
-            .args(extra)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("duet call in a namespace (ip netns exec; root)");
-        let (tx, lines) = mpsc::channel();
-        let stderr = child.stderr.take().expect("stderr");
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
-        Self {
-            child,
-            lines,
-            stats,
-        }
-    }
-
-    fn wait_for(&self, needle: &str, timeout: Duration) -> Instant {
-        let deadline = Instant::now() + timeout;
-        let mut seen = Vec::new();
-        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
-            match self.lines.recv_timeout(left) {
-                Ok(line) if line.contains(needle) => return Instant::now(),
-                Ok(line) => seen.push(line),
-                Err(_) => break,
-            }
-        }
-        panic!("no {needle:?} within {timeout:?}; saw {seen:#?}");
-    }
-
-    fn summary(&self) -> CallSummary {
-        serde_json::from_str(&std::fs::read_to_string(&self.stats).expect("stats")).expect("json")
-    }
-}
-
-impl Drop for Side {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 fn unix_ms() -> f64 {
     duet::media::frame::wall_clock_us() as f64 / 1000.0
@@ -102,8 +19,15 @@ fn call_through_a_blackout(blackout: Duration) {
     let dir = common::scratch("outage");
     let talk = blackout + Duration::from_secs(8);
     let duration = format!("{}", talk.as_secs());
-    let mut a = Side::start(&hosts, Host::A, "--offer", &["--duration", &duration], &dir);
-    let mut b = Side::start(&hosts, Host::B, "--answer", &[], &dir);
+    let small = ["--size", "320x240", "--bitrate", "300"];
+    let mut a = Side::start(
+        &hosts,
+        Host::A,
+        "--offer",
+        &[&small[..], &["--duration", &duration]].concat(),
+        &dir,
+    );
+    let mut b = Side::start(&hosts, Host::B, "--answer", &small, &dir);
     common::exchange_tokens(&mut a.child, &mut b.child);
     a.wait_for("connected", Duration::from_secs(20));
     b.wait_for("connected", Duration::from_secs(20));

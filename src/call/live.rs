@@ -19,7 +19,24 @@ pub struct LiveStats {
     pub stamp_latency_ms: Option<f64>,
     /// Candidate types of the path in use, e.g. "host -> host".
     pub path: Option<String>,
+    /// Our own pictures: how many a second went out, and at what size.
+    pub sent_fps: f64,
+    pub sent_size: Option<(usize, usize)>,
+    /// What congestion control allows for everything we send (`None`: it is off), and
+    /// what the encoder was told of it.
+    pub target_kbps: Option<f64>,
+    pub encoder_kbps: f64,
+    /// Share of our packets the far side reported lost, percent.
+    pub sent_loss_percent: Option<f64>,
+    /// How long our packets wait in the network's queues (over the least seen), and in
+    /// our pacer.
+    pub queue_delay_ms: Option<f64>,
+    pub pacer_delay_ms: Option<f64>,
+    /// Why our picture is less than asked for.
+    pub limitation: Limitation,
 }
+
+pub use crate::peer::congestion::Limitation;
 
 /// Counter readings at one moment; two of them make a [`LiveStats`].
 #[derive(Clone, Copy, Debug, Default)]
@@ -30,6 +47,7 @@ pub struct Reading {
     pub bytes_sent: u64,
     pub video_packets_received: u64,
     pub video_packets_lost: u64,
+    pub frames_sent: u64,
 }
 
 impl LiveStats {
@@ -41,6 +59,7 @@ impl LiveStats {
         let lost = delta(before.video_packets_lost, now.video_packets_lost);
         Self {
             remote_fps: delta(before.frames_decoded, now.frames_decoded) / seconds,
+            sent_fps: delta(before.frames_sent, now.frames_sent) / seconds,
             receive_kbps: delta(before.bytes_received, now.bytes_received) * 8.0 / 1000.0 / seconds,
             send_kbps: delta(before.bytes_sent, now.bytes_sent) * 8.0 / 1000.0 / seconds,
             video_loss_percent: (received + lost > 0.0).then(|| 100.0 * lost / (received + lost)),
@@ -59,6 +78,21 @@ impl LiveStats {
             ("Frame rate", format!("{:.0} fps", self.remote_fps)),
             ("Receiving", format!("{:.0} kbit/s", self.receive_kbps)),
             ("Sending", format!("{:.0} kbit/s", self.send_kbps)),
+            (
+                "Our picture",
+                or_dash(
+                    self.sent_size
+                        .map(|(w, h)| format!("{w}x{h} at {:.0} fps", self.sent_fps)),
+                ),
+            ),
+            (
+                "Path allows",
+                or_dash(self.target_kbps.map(|kbps| match self.limitation {
+                    Limitation::None => format!("{kbps:.0} kbit/s"),
+                    Limitation::Bandwidth => format!("{kbps:.0} kbit/s (limiting)"),
+                    Limitation::Cpu => format!("{kbps:.0} kbit/s (CPU limits)"),
+                })),
+            ),
             (
                 "Round trip",
                 // On a LAN the round trip is well under a millisecond.
@@ -106,6 +140,7 @@ mod tests {
             bytes_sent: 2_000_000,
             video_packets_received: 1000,
             video_packets_lost: 0,
+            frames_sent: 100,
         };
         let now = Reading {
             at_seconds: 12.0,
@@ -114,9 +149,11 @@ mod tests {
             bytes_sent: 2_125_000,
             video_packets_received: 1190,
             video_packets_lost: 10,
+            frames_sent: 156,
         };
         let stats = LiveStats::between(&before, &now);
         assert_eq!(stats.remote_fps, 30.0);
+        assert_eq!(stats.sent_fps, 28.0);
         assert_eq!(stats.receive_kbps, 1000.0);
         assert_eq!(stats.send_kbps, 500.0);
         assert_eq!(stats.video_loss_percent, Some(5.0));

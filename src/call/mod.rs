@@ -2,6 +2,7 @@
 //! effects ([`runner`]), the media threads ([`pipeline`]), the room a call may go through
 //! ([`room`]), the live numbers ([`live`]) and the end-of-call summary.
 
+pub mod adapt;
 mod edge;
 pub mod inbox;
 pub mod live;

@@ -4,6 +4,7 @@
 //! or packets through bounded queues to decoder threads, which read the stamps and marks
 //! back. No queue in the path is unbounded.
 
+use crate::call::adapt::PictureAdapter;
 use crate::codec::{H264Decoder, H264Encoder, OpusDecoder, OpusEncoder, VideoEncoderSettings};
 use crate::media::echo::{AudioProcessor, ProcessingSwitches};
 use crate::media::file::read_wav;
@@ -12,10 +13,12 @@ use crate::media::jitter::{JitterBuffer, Playout};
 use crate::media::mailbox::Mailbox;
 use crate::media::microphone::Microphone;
 use crate::media::pattern::read_frame_stamp;
+use crate::media::scale::Downscaler;
 use crate::media::sound::SoundDevice;
 use crate::media::source::PictureSource;
 use crate::media::speaker::Speaker;
 use crate::media::tone::{StampedTone, ToneAnalyzer};
+use crate::peer::congestion::SendRate;
 use crate::peer::{OutgoingTrack, REMOTE_QUEUE, RemoteAudio, RemoteSinks, RemoteVideo};
 use bytes::Bytes;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
@@ -45,6 +48,11 @@ pub struct MediaSettings {
     pub record: Option<std::path::PathBuf>,
     /// Echo cancellation, noise suppression, gain control of a real microphone.
     pub processing: ProcessingSwitches,
+    /// Follow the path's capacity (send-side congestion control and pacing); off, video
+    /// goes at `video_bitrate_bps` whatever the path does.
+    pub congestion_control: bool,
+    /// Where congestion control starts, bits/s for everything sent (`None`: its default).
+    pub start_bitrate_bps: Option<u32>,
 }
 
 pub use crate::media::source::VideoSource;
@@ -65,6 +73,8 @@ impl Default for MediaSettings {
             camera: VideoSource::Pattern,
             record: None,
             processing: ProcessingSwitches::default(),
+            congestion_control: true,
+            start_bitrate_bps: None,
         }
     }
 }
@@ -85,8 +95,20 @@ pub struct SendCounters {
     pub keyframe_requests_received: AtomicU64,
     /// Set by a keyframe request from the far side; the encoder answers with an IDR.
     pub keyframe_requested: AtomicBool,
-    /// A new target bitrate for the encoder, or 0 for none pending.
-    pub new_bitrate_bps: AtomicU32,
+    /// The most video may use (`--bitrate`, the window's setting), bits/s; congestion
+    /// control keeps it under this. 0 until the pipeline starts.
+    pub video_ceiling_bps: AtomicU32,
+    /// What the encoder was last told, and the size it was last given.
+    pub video_encoder_bps: AtomicU32,
+    pub video_sent_width: AtomicU32,
+    pub video_sent_height: AtomicU32,
+    /// Frames not encoded because the pacer was behind, and frames the encoder's own rate
+    /// control skipped.
+    pub video_frames_skipped_for_pacer: AtomicU64,
+    pub video_frames_skipped_by_encoder: AtomicU64,
+    /// Why the picture is less than asked for: 0 none, 1 bandwidth, 2 cpu (see
+    /// [`Limitation`]).
+    pub video_limitation: std::sync::atomic::AtomicU8,
     /// The person muted the microphone: silence is sent (the stream stays up, as a
     /// browser's disabled track does).
     pub microphone_muted: AtomicBool,
@@ -105,6 +127,12 @@ pub type DeviceNotes = Arc<Mutex<Vec<String>>>;
 fn note(notes: &DeviceNotes, text: String) {
     tracing::info!("{text}");
     notes.lock().unwrap_or_else(|e| e.into_inner()).push(text);
+}
+
+/// Where our pictures go: the track, and what congestion control allows it.
+pub struct VideoOut {
+    pub track: Arc<OutgoingTrack>,
+    pub rate: Arc<SendRate>,
 }
 
 /// The sending threads and tasks of a connected call.
@@ -147,7 +175,7 @@ impl SendPipeline {
     /// `preview`, when given, gets each picture sent, for a self-view.
     pub fn start(
         settings: &MediaSettings,
-        video: Option<Arc<OutgoingTrack>>,
+        video: Option<VideoOut>,
         audio: Option<Arc<OutgoingTrack>>,
         counters: Arc<SendCounters>,
         preview: Option<Arc<Mailbox<VideoFrame>>>,
@@ -161,8 +189,8 @@ impl SendPipeline {
             tasks: Vec::new(),
             counters: counters.clone(),
         };
-        if let (true, Some(track)) = (settings.send_video, video) {
-            pipeline.start_video(settings, track, preview, notes.clone());
+        if let (true, Some(VideoOut { track, rate })) = (settings.send_video, video) {
+            pipeline.start_video(settings, rate, track, preview, notes.clone());
         }
         if let (true, Some(track)) = (settings.send_audio, audio) {
             pipeline.start_audio(settings, track, notes, processor);
@@ -173,6 +201,7 @@ impl SendPipeline {
     fn start_video(
         &mut self,
         settings: &MediaSettings,
+        send_rate: Arc<SendRate>,
         track: Arc<OutgoingTrack>,
         preview: Option<Arc<Mailbox<VideoFrame>>>,
         notes: DeviceNotes,
@@ -221,6 +250,15 @@ impl SendPipeline {
             fps: settings.fps as f32,
         };
         let (running, counters) = (self.running.clone(), self.counters.clone());
+        // The window may have set a ceiling before the call connected; else the settings'.
+        let _ = counters.video_ceiling_bps.compare_exchange(
+            0,
+            settings.video_bitrate_bps,
+            Ordering::Relaxed,
+            Ordering::Relaxed,
+        );
+        let mut adapter =
+            PictureAdapter::new(settings.audio_bitrate_bps as f64, settings.fps as f64);
         self.threads.extend(spawn_named("video-encode", move || {
             let mut encoder = match H264Encoder::new(encoder_settings) {
                 Ok(encoder) => encoder,
@@ -229,6 +267,7 @@ impl SendPipeline {
                     return;
                 }
             };
+            let mut downscaler = Downscaler::default();
             // The RTP clock follows the capture times (a camera slows down in the dark, the
             // mailbox drops what the encoder had no time for): each frame advances it by the
             // time since the frame sent before it.
@@ -237,21 +276,52 @@ impl SendPipeline {
                 let Some(frame) = mailbox.take_timeout(Duration::from_millis(100)) else {
                     continue;
                 };
+                let ceiling = counters.video_ceiling_bps.load(Ordering::Relaxed) as f64;
+                send_rate.set_ceiling_bps(adapter.total_for(ceiling) as u64);
+                let decision = adapter.decide(
+                    Instant::now(),
+                    &send_rate,
+                    ceiling,
+                    (frame.width, frame.height),
+                );
+                counters
+                    .video_limitation
+                    .store(decision.limitation as u8, Ordering::Relaxed);
+                if let Some(bps) = decision.bitrate_bps {
+                    match encoder.set_bitrate(bps) {
+                        Ok(()) => counters.video_encoder_bps.store(bps, Ordering::Relaxed),
+                        Err(e) => tracing::warn!("{e}"),
+                    }
+                }
+                if decision.skip {
+                    // Waiting in the pacer it would only be late; the next frame goes
+                    // instead (nothing references a frame never encoded).
+                    counters
+                        .video_frames_skipped_for_pacer
+                        .fetch_add(1, Ordering::Relaxed);
+                    continue;
+                }
                 if counters.keyframe_requested.swap(false, Ordering::Relaxed) {
                     encoder.request_keyframe();
                     counters
                         .video_keyframes_on_request
                         .fetch_add(1, Ordering::Relaxed);
                 }
-                let bps = counters.new_bitrate_bps.swap(0, Ordering::Relaxed);
-                if bps > 0
-                    && let Err(e) = encoder.set_bitrate(bps)
-                {
-                    tracing::warn!("{e}");
-                }
+                let frame = downscaler.scale(frame, decision.size);
+                counters
+                    .video_sent_width
+                    .store(frame.width as u32, Ordering::Relaxed);
+                counters
+                    .video_sent_height
+                    .store(frame.height as u32, Ordering::Relaxed);
                 let encoded = match encoder.encode(&frame) {
                     Ok(encoded) if !encoded.data.is_empty() => encoded,
-                    Ok(_) => continue,
+                    Ok(_) => {
+                        counters
+                            .video_frames_skipped_by_encoder
+                            .fetch_add(1, Ordering::Relaxed);
+                        continue;
+                    }
                     Err(e) => {
                         counters.encode_errors.fetch_add(1, Ordering::Relaxed);
                         tracing::warn!("{e}");

@@ -2,19 +2,22 @@
 //! carries out its effects on the peer connection and the media pipelines. The window and
 //! `duet call` both talk to it through the same two channels.
 
+use crate::call::adapt::PictureAdapter;
 use crate::call::live::{LiveStats, Reading, median};
 use crate::call::pipeline::{
-    DeviceNotes, MediaSettings, ReceivePipeline, SendCounters, SendPipeline,
+    DeviceNotes, MediaSettings, ReceivePipeline, SendCounters, SendPipeline, VideoOut,
 };
 use crate::call::state::{Call, CallEvent, CallState, Effect, EndReason, Role, TransportState};
 use crate::call::summary::{
-    AudioPlayed, AudioReceived, AudioSent, CallSummary, Percentiles, ProcessUsage, VideoReceived,
-    VideoSent,
+    AudioPlayed, AudioReceived, AudioSent, CallSummary, Percentiles, ProcessUsage, TimelinePoint,
+    VideoReceived, VideoSent,
 };
 use crate::media::echo::AudioProcessor;
 use crate::media::frame::AUDIO_SAMPLE_RATE;
 use crate::media::sound::SoundDevice;
-use crate::peer::{Peer, PeerConfig, PeerEvent, TransportStats};
+use crate::peer::congestion::DEFAULT_START_BPS;
+use crate::peer::congestion::Limitation;
+use crate::peer::{CongestionConfig, Peer, PeerConfig, PeerEvent, TransportStats};
 use crate::signaling::protocol::CandidateInit;
 use crate::signaling::token::PasteToken;
 use serde::{Deserialize, Serialize};
@@ -123,6 +126,8 @@ enum ControlMessage {
 /// Keep at most this many received messages, each cut to this length, for the summary.
 const KEPT_MESSAGES: usize = 50;
 const KEPT_MESSAGE_CHARS: usize = 500;
+/// The per-second timeline keeps the first two hours.
+const KEPT_TIMELINE_POINTS: usize = 7200;
 
 /// Everything one call needs to start.
 #[derive(Clone, Debug, Default)]
@@ -197,6 +202,21 @@ pub async fn run_call(
         // ICE must not give up before the call does: it keeps checking the path while the
         // call reconnects.
         ice_failed_timeout: Some(reconnect_timeout + Duration::from_secs(10)),
+        congestion: options.media.congestion_control.then(|| {
+            let adapter = PictureAdapter::new(
+                options.media.audio_bitrate_bps as f64,
+                options.media.fps as f64,
+            );
+            let ceiling_bps = adapter.total_for(options.media.video_bitrate_bps as f64) as u64;
+            CongestionConfig {
+                start_bps: options
+                    .media
+                    .start_bitrate_bps
+                    .map_or(DEFAULT_START_BPS, u64::from)
+                    .min(ceiling_bps),
+                ceiling_bps,
+            }
+        }),
         ..options.peer.clone()
     };
     let (peer, mut peer_events) = match Peer::new(peer_config, receive.sinks.clone()).await {
@@ -230,6 +250,7 @@ pub async fn run_call(
     let wait_for_candidates = !options.trickle;
     let mut chore_ticks: u64 = 0;
     let mut last_reading: Option<(Reading, usize)> = None;
+    let mut per_second: Vec<TimelinePoint> = Vec::new();
 
     while end_reason.is_none() {
         let deadline = call.deadline();
@@ -253,7 +274,7 @@ pub async fn run_call(
                     continue;
                 }
                 Some(CallCommand::SetVideoBitrate(bps)) => {
-                    send_counters.new_bitrate_bps.store(bps, Ordering::Relaxed);
+                    send_counters.video_ceiling_bps.store(bps, Ordering::Relaxed);
                     continue;
                 }
                 Some(CallCommand::MuteMicrophone(muted)) => {
@@ -318,9 +339,13 @@ pub async fn run_call(
                 }
                 if chore_ticks.is_multiple_of(4) && matches!(call.state(), CallState::Connected { .. }) {
                     let transport = peer.transport_stats().await;
-                    let now = live_reading(&transport, &receive);
+                    let now = live_reading(&transport, &receive, &send_counters);
                     if let Some((before, seen)) = &last_reading {
-                        let stats = live_stats(before, *seen, &now, transport, &receive);
+                        let stats = live_stats(before, *seen, &now, transport, &receive, &send_counters, &peer);
+                        if per_second.len() < KEPT_TIMELINE_POINTS {
+                            let at = since(timeline.connected, Some(Instant::now())).unwrap_or(0.0) / 1000.0;
+                            per_second.push(TimelinePoint::of((at * 10.0).round() / 10.0, &stats));
+                        }
                         // The overlay can miss a second; the call must not wait for it.
                         let _ = updates.try_send(CallUpdate::Stats(stats));
                     }
@@ -381,7 +406,10 @@ pub async fn run_call(
                     timeline.cpu_at_connected = ProcessUsage::of_this_process().cpu_seconds;
                     sending = Some(SendPipeline::start(
                         &options.media,
-                        peer.video.clone(),
+                        peer.video.clone().map(|track| VideoOut {
+                            track,
+                            rate: peer.send_rate.clone(),
+                        }),
                         peer.audio.clone(),
                         send_counters.clone(),
                         Some(local_pictures.clone()),
@@ -427,6 +455,7 @@ pub async fn run_call(
     peer.close().await;
     let reason = end_reason.unwrap_or(EndReason::LocalHangUp);
     let mut summary = summarize(&options, &call, &timeline, &send_counters, &peer, &receive);
+    summary.timeline = per_second;
     summary.end_reason = reason.to_string();
     summary.messages_received = messages_received;
     receive.recording.stop(&device_notes);
@@ -455,7 +484,11 @@ pub async fn run_call(
 }
 
 /// The counters the live stats are made from, now.
-fn live_reading(transport: &TransportStats, receive: &ReceivePipeline) -> Reading {
+fn live_reading(
+    transport: &TransportStats,
+    receive: &ReceivePipeline,
+    sent: &SendCounters,
+) -> Reading {
     let frames_decoded = receive
         .video
         .lock()
@@ -468,6 +501,7 @@ fn live_reading(transport: &TransportStats, receive: &ReceivePipeline) -> Readin
         bytes_sent: transport.bytes_sent,
         video_packets_received: transport.video_packets_received,
         video_packets_lost: transport.video_packets_lost,
+        frames_sent: sent.video_frames_sent.load(Ordering::Relaxed),
     }
 }
 
@@ -479,13 +513,32 @@ fn live_stats(
     now: &Reading,
     transport: TransportStats,
     receive: &ReceivePipeline,
+    sent: &SendCounters,
+    peer: &Peer,
 ) -> LiveStats {
     let video = receive.video.lock().unwrap_or_else(|e| e.into_inner());
+    let rate = &peer.send_rate;
+    let load = |c: &std::sync::atomic::AtomicU32| c.load(Ordering::Relaxed);
+    let sent_size = match (load(&sent.video_sent_width), load(&sent.video_sent_height)) {
+        (0, _) | (_, 0) => None,
+        (w, h) => Some((w as usize, h as usize)),
+    };
     LiveStats {
         remote_size: video.size,
         rtt_ms: transport.rtt_ms,
         path: transport.path,
         stamp_latency_ms: median(video.latencies_ms.get(seen..).unwrap_or_default()),
+        sent_size,
+        target_kbps: rate.enabled.then(|| rate.target_bps() as f64 / 1000.0),
+        encoder_kbps: load(&sent.video_encoder_bps) as f64 / 1000.0,
+        sent_loss_percent: rate.enabled.then(|| rate.loss() * 100.0),
+        queue_delay_ms: rate.enabled.then(|| rate.queue_delay_ms() as f64),
+        pacer_delay_ms: rate.enabled.then(|| rate.pacer_delay_ms() as f64),
+        limitation: match sent.video_limitation.load(Ordering::Relaxed) {
+            1 => Limitation::Bandwidth,
+            2 => Limitation::Cpu,
+            _ => Limitation::None,
+        },
         ..LiveStats::between(before, now)
     }
 }
@@ -570,6 +623,9 @@ fn summarize(
             keyframes_after_drop: load(&sent.video_keyframes_after_drop),
             keyframe_requests_received: load(&sent.keyframe_requests_received),
             bytes: load(&sent.video_bytes_sent),
+            frames_skipped_for_pacer: load(&sent.video_frames_skipped_for_pacer),
+            frames_skipped_by_encoder: load(&sent.video_frames_skipped_by_encoder),
+            backoffs: peer.send_rate.backoffs(),
         },
         video_received: VideoReceived {
             packets: load(&counters.video_packets_received),

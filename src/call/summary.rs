@@ -45,6 +45,15 @@ pub struct VideoSent {
     pub keyframes_after_drop: u64,
     pub keyframe_requests_received: u64,
     pub bytes: u64,
+    /// Frames not encoded because our pacer was behind, or skipped by the encoder's own
+    /// rate control.
+    #[serde(default)]
+    pub frames_skipped_for_pacer: u64,
+    #[serde(default)]
+    pub frames_skipped_by_encoder: u64,
+    /// Times congestion control cut its estimate (a queue building, or loss).
+    #[serde(default)]
+    pub backoffs: u64,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -187,6 +196,61 @@ pub struct CallSummary {
     #[serde(default)]
     pub played: Option<AudioPlayed>,
     pub process: ProcessUsage,
+    /// One point a second while connected: how the call went, as webrtc-internals plots it.
+    #[serde(default)]
+    pub timeline: Vec<TimelinePoint>,
+}
+
+/// One second of a call, from the live stats.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct TimelinePoint {
+    /// Seconds since the call connected.
+    pub at_s: f64,
+    /// What congestion control allows (everything sent), and what the encoder was told.
+    pub target_kbps: Option<f64>,
+    pub encoder_kbps: f64,
+    pub sent_kbps: f64,
+    pub received_kbps: f64,
+    pub rtt_ms: Option<f64>,
+    /// Our packets the far side reported lost, and the far side's video packets we lost.
+    pub sent_loss_percent: Option<f64>,
+    pub received_loss_percent: Option<f64>,
+    pub sent_fps: f64,
+    pub sent_width: Option<usize>,
+    pub sent_height: Option<usize>,
+    pub received_fps: f64,
+    pub received_width: Option<usize>,
+    pub received_height: Option<usize>,
+    /// Capture to decoded of the far side's stamped pictures, median of the second.
+    pub latency_ms: Option<f64>,
+    pub queue_delay_ms: Option<f64>,
+    pub pacer_delay_ms: Option<f64>,
+    pub limitation: crate::peer::congestion::Limitation,
+}
+
+impl TimelinePoint {
+    pub fn of(at_s: f64, stats: &crate::call::LiveStats) -> Self {
+        Self {
+            at_s,
+            target_kbps: stats.target_kbps,
+            encoder_kbps: stats.encoder_kbps,
+            sent_kbps: stats.send_kbps,
+            received_kbps: stats.receive_kbps,
+            rtt_ms: stats.rtt_ms,
+            sent_loss_percent: stats.sent_loss_percent,
+            received_loss_percent: stats.video_loss_percent,
+            sent_fps: stats.sent_fps,
+            sent_width: stats.sent_size.map(|s| s.0),
+            sent_height: stats.sent_size.map(|s| s.1),
+            received_fps: stats.remote_fps,
+            received_width: stats.remote_size.map(|s| s.0),
+            received_height: stats.remote_size.map(|s| s.1),
+            latency_ms: stats.stamp_latency_ms,
+            queue_delay_ms: stats.queue_delay_ms,
+            pacer_delay_ms: stats.pacer_delay_ms,
+            limitation: stats.limitation,
+        }
+    }
 }
 
 /// The speaker's side of the received sound: the jitter buffer and what it did.

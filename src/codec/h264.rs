@@ -25,14 +25,29 @@ pub struct EncodedVideo {
     pub keyframe: bool,
 }
 
+/// The highest bitrate the encoder may be set to (`--bitrate`'s upper bound).
+const MAX_BITRATE_BPS: u32 = 20_000_000;
+
 /// The H.264 encoder of one outgoing video track.
 pub struct H264Encoder {
     encoder: Encoder,
     force_idr: bool,
+    settings: VideoEncoderSettings,
+    /// The picture size the encoder was last given.
+    size: Option<(usize, usize)>,
 }
 
 impl H264Encoder {
     pub fn new(settings: VideoEncoderSettings) -> Result<Self, CodecError> {
+        Ok(Self {
+            encoder: Self::build(settings)?,
+            force_idr: false,
+            settings,
+            size: None,
+        })
+    }
+
+    fn build(settings: VideoEncoderSettings) -> Result<Encoder, CodecError> {
         let config = EncoderConfig::new()
             .bitrate(BitRate::from_bps(settings.bitrate_bps))
             .max_frame_rate(FrameRate::from_hz(settings.fps))
@@ -48,12 +63,8 @@ impl H264Encoder {
             .sps_pps_strategy(SpsPpsStrategy::ConstantId)
             // One thread: slices from several threads cost latency and CPU at these sizes.
             .num_threads(1);
-        let encoder = Encoder::with_api_config(OpenH264API::from_source(), config)
-            .map_err(|e| CodecError::H264Encode(e.to_string()))?;
-        Ok(Self {
-            encoder,
-            force_idr: false,
-        })
+        Encoder::with_api_config(OpenH264API::from_source(), config)
+            .map_err(|e| CodecError::H264Encode(e.to_string()))
     }
 
     /// The next encoded frame will be an IDR (a keyframe request, a new receiver).
@@ -61,32 +72,60 @@ impl H264Encoder {
         self.force_idr = true;
     }
 
-    /// Changes the target bitrate without restarting the stream.
+    /// Changes the target bitrate without restarting the stream. Before the first picture
+    /// (openh264 initializes on it) the encoder is simply built anew at this bitrate.
     pub fn set_bitrate(&mut self, bps: u32) -> Result<(), CodecError> {
+        self.settings.bitrate_bps = bps;
+        if self.size.is_none() {
+            self.encoder = Self::build(self.settings)?;
+            return Ok(());
+        }
+        self.set_option(
+            openh264_sys2::ENCODER_OPTION_BITRATE,
+            openh264_sys2::SPATIAL_LAYER_ALL,
+            bps,
+        )
+    }
+
+    /// One `SBitrateInfo` option of an initialized encoder.
+    fn set_option(
+        &mut self,
+        option: openh264_sys2::ENCODER_OPTION,
+        layer: openh264_sys2::LAYER_NUM,
+        bps: u32,
+    ) -> Result<(), CodecError> {
         let mut info = openh264_sys2::SBitrateInfo {
-            iLayer: openh264_sys2::SPATIAL_LAYER_ALL,
+            iLayer: layer,
             iBitrate: bps.min(i32::MAX as u32) as i32,
         };
-        // SAFETY: openh264-rs has no safe setter for the bitrate. `set_option` with
-        // ENCODER_OPTION_BITRATE reads one `SBitrateInfo` through the pointer, which points
-        // at a live local of exactly that type; the encoder is initialized (it was built by
-        // `with_api_config`) and `&mut self` guarantees no concurrent use.
+        // SAFETY: openh264-rs has no safe setter for bitrates. `set_option` with a bitrate
+        // option reads one `SBitrateInfo` through the pointer, which points at a live local
+        // of exactly that type; `&mut self` guarantees no concurrent use, and openh264
+        // refuses (an error status, no access) an encoder not yet initialized.
         let status = unsafe {
-            self.encoder.raw_api().set_option(
-                openh264_sys2::ENCODER_OPTION_BITRATE,
-                (&raw mut info).cast(),
-            )
+            self.encoder
+                .raw_api()
+                .set_option(option, (&raw mut info).cast())
         };
         if status == 0 {
             Ok(())
         } else {
             Err(CodecError::H264Encode(format!(
-                "setting the bitrate to {bps} bps failed ({status})"
+                "setting a bitrate ({option}) to {bps} bps failed ({status})"
             )))
         }
     }
 
+    /// Encodes one picture. A picture of another size than the last starts a new stream
+    /// (an IDR with new parameter sets) at the bitrate in force: openh264 would re-init
+    /// itself at the bitrate it was built with.
     pub fn encode(&mut self, frame: &VideoFrame) -> Result<EncodedVideo, CodecError> {
+        let size = (frame.width, frame.height);
+        let fresh = self.size != Some(size);
+        if self.size.is_some() && fresh {
+            self.encoder = Self::build(self.settings)?;
+        }
+        self.size = Some(size);
         if std::mem::take(&mut self.force_idr) {
             self.encoder.force_intra_frame();
         }
@@ -95,10 +134,17 @@ impl H264Encoder {
             .encode(&I420Source(frame))
             .map_err(|e| CodecError::H264Encode(e.to_string()))?;
         let keyframe = matches!(bitstream.frame_type(), FrameType::IDR | FrameType::I);
-        Ok(EncodedVideo {
-            data: bitstream.to_vec(),
-            keyframe,
-        })
+        let data = bitstream.to_vec();
+        if fresh {
+            // openh264-rs initializes with the maximum equal to the target, and refuses any
+            // later target above it: lift the maximum to the most anyone may ask for.
+            self.set_option(
+                openh264_sys2::ENCODER_OPTION_MAX_BITRATE,
+                openh264_sys2::SPATIAL_LAYER_0,
+                MAX_BITRATE_BPS,
+            )?;
+        }
+        Ok(EncodedVideo { data, keyframe })
     }
 }
 

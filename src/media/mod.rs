@@ -11,6 +11,7 @@ pub mod microphone;
 pub mod pattern;
 pub mod recorder;
 pub mod resample;
+pub mod scale;
 pub mod sound;
 pub mod source;
 pub mod speaker;

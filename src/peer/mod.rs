@@ -2,6 +2,7 @@
 //! and interceptors registered, local tracks that send encoded samples, remote tracks drained
 //! on their own tasks, keyframe requests both ways, a data channel for call control, stats.
 
+pub mod congestion;
 pub mod h264_assembler;
 mod keyframe_requests;
 pub mod verification;
@@ -9,11 +10,11 @@ pub mod verification;
 use bytes::Bytes;
 use h264_assembler::{AccessUnit, Assembled, H264Assembler};
 use rtc::ice::mdns::MulticastDnsMode;
-use rtc::interceptor::{Registry, Slot};
+use rtc::interceptor::{CongestionControlBuilder, Registry, Slot, TwccReceiverBuilder};
 use rtc::media::Sample;
 use rtc::media_stream::MediaStreamTrack;
 use rtc::peer_connection::configuration::interceptor_registry::{
-    configure_rtcp_reports, configure_simulcast_extension_headers, configure_twcc,
+    configure_rtcp_reports, configure_simulcast_extension_headers, configure_twcc_sender_only,
 };
 use rtc::peer_connection::configuration::media_engine::{
     MIME_TYPE_H264, MIME_TYPE_OPUS, MIME_TYPE_RTX, MediaEngine,
@@ -151,6 +152,15 @@ pub struct PeerConfig {
     pub relay_only: bool,
     /// How long ICE stays disconnected before it calls the path failed (`None`: 25 s).
     pub ice_failed_timeout: Option<Duration>,
+    /// Send-side congestion control and pacing; `None` sends at whatever the encoder makes.
+    pub congestion: Option<CongestionConfig>,
+}
+
+/// Where congestion control starts and the most it may use, bits/s for everything sent.
+#[derive(Clone, Copy, Debug)]
+pub struct CongestionConfig {
+    pub start_bps: u64,
+    pub ceiling_bps: u64,
 }
 
 /// What the connection reports to the call.
@@ -279,6 +289,8 @@ pub struct Peer {
     pub video: Option<Arc<OutgoingTrack>>,
     pub audio: Option<Arc<OutgoingTrack>>,
     pub counters: Arc<PeerCounters>,
+    /// What congestion control allows now (disabled when the config had none).
+    pub send_rate: Arc<congestion::SendRate>,
     /// One stream for both tracks, so a browser plays them in sync.
     stream_id: String,
 }
@@ -545,13 +557,40 @@ async fn build_connection(
     config: &PeerConfig,
     mdns: MulticastDnsMode,
     handler: Arc<Handler>,
+    send_rate: &Arc<congestion::SendRate>,
 ) -> Result<Arc<dyn PeerConnection>, PeerError> {
     let mut engine = media_engine()?;
     let registry = Registry::new();
     let registry = configure_bounded_nack(registry, &mut engine);
     configure_simulcast_extension_headers(&mut engine)?;
-    let registry = configure_twcc(registry, &mut engine)?;
+    // Transport-wide feedback every 50 ms rather than the stack's 100: the far side's
+    // estimator hears of a queue building half as late (a 4x capacity drop adds a frame's
+    // worth of queue every frame until it does).
+    let registry = configure_twcc_sender_only(registry, &mut engine)?.with(
+        Slot::TwccReceiver,
+        TwccReceiverBuilder::new()
+            .with_interval(Duration::from_millis(50))
+            .build(),
+    );
     let registry = configure_rtcp_reports(registry);
+    // Wire-most, the send history the estimator reads; above it the pacer, so what it holds
+    // back is not charged to the network.
+    let registry = if send_rate.enabled {
+        registry
+            .with(
+                Slot::CongestionControl,
+                CongestionControlBuilder::new(congestion::DelayLossEstimator::new(
+                    send_rate.clone(),
+                ))
+                .build(),
+            )
+            .with(
+                Slot::Pacer,
+                congestion::PriorityPacer::new(send_rate.clone()),
+            )
+    } else {
+        registry
+    };
     // App-most: lets PLI/FIR through to the local track, where the encoder hears it.
     let registry = registry.with(Slot::from(14_000), KeyframeRequestForwarder::default());
 
@@ -666,13 +705,17 @@ impl Peer {
         } else {
             MulticastDnsMode::QueryOnly
         };
-        let pc = match build_connection(&config, first_try, handler.clone()).await {
+        let send_rate = Arc::new(match config.congestion {
+            Some(c) => congestion::SendRate::new(true, c.start_bps, c.ceiling_bps),
+            None => congestion::SendRate::new(false, u64::MAX, u64::MAX),
+        });
+        let pc = match build_connection(&config, first_try, handler.clone(), &send_rate).await {
             Ok(pc) => pc,
             Err(e) if first_try != MulticastDnsMode::Disabled => {
                 tracing::info!(
                     "mDNS is unavailable here ({e}); .local candidates will not resolve"
                 );
-                build_connection(&config, MulticastDnsMode::Disabled, handler).await?
+                build_connection(&config, MulticastDnsMode::Disabled, handler, &send_rate).await?
             }
             Err(e) => return Err(e),
         };
@@ -685,6 +728,7 @@ impl Peer {
             video: None,
             audio: None,
             counters,
+            send_rate,
             stream_id: format!("duet-{:016x}", rand::random::<u64>()),
         };
         if config.send_video {

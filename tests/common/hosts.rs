@@ -4,8 +4,12 @@
 //! also when a test fails. Faults are nftables rules on a host's input hook.
 #![allow(dead_code)]
 
-use std::process::{Command, Stdio};
+use duet::call::CallSummary;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
 
 pub const A_IP: &str = "10.77.0.1";
 pub const B_IP: &str = "10.77.0.2";
@@ -92,6 +96,55 @@ impl TwoHosts {
         );
     }
 
+    /// Caps what `host` sends at `kbit` kbit/s behind a buffer that holds `buffer_ms` of
+    /// it (tbf, as a home uplink does); called again, changes the cap mid-call keeping
+    /// what is queued (a capacity step).
+    pub fn cap_uplink(&self, host: Host, kbit: u32, buffer_ms: u32) {
+        let dev = match host {
+            Host::A => "veth-a",
+            Host::B => "veth-b",
+        };
+        let shown = super::output_within(
+            Command::new("ip").args([
+                "netns",
+                "exec",
+                self.name(host),
+                "tc",
+                "qdisc",
+                "show",
+                "dev",
+                dev,
+            ]),
+            Duration::from_secs(10),
+            "tc qdisc show",
+        );
+        let verb = if String::from_utf8_lossy(&shown.stdout).contains("tbf") {
+            "change"
+        } else {
+            "add"
+        };
+        let (rate, latency) = (format!("{kbit}kbit"), format!("{buffer_ms}ms"));
+        run(&[
+            "ip",
+            "netns",
+            "exec",
+            self.name(host),
+            "tc",
+            "qdisc",
+            verb,
+            "dev",
+            dev,
+            "root",
+            "tbf",
+            "rate",
+            &rate,
+            "burst",
+            "32kbit",
+            "latency",
+            &latency,
+        ]);
+    }
+
     /// The path to `host` works again.
     pub fn restore(&self, host: Host) {
         self.nft(host, "flush chain inet duet_fault input\n");
@@ -132,5 +185,75 @@ impl Drop for TwoHosts {
                 .stderr(Stdio::null())
                 .status();
         }
+    }
+}
+
+/// A `duet call` on one host, its stderr lines arriving on `lines`.
+pub struct Side {
+    pub child: Child,
+    pub lines: mpsc::Receiver<String>,
+    pub stats: std::path::PathBuf,
+}
+
+impl Side {
+    pub fn start(
+        hosts: &TwoHosts,
+        host: Host,
+        role: &str,
+        extra: &[&str],
+        dir: &std::path::Path,
+    ) -> Self {
+        let (ip, name) = match host {
+            Host::A => (A_IP, "a"),
+            Host::B => (B_IP, "b"),
+        };
+        let stats = dir.join(format!("{name}.json"));
+        let mut child = hosts
+            .command(host, &super::duet())
+            .args(["call", role, "--bind", ip])
+            .arg("--stats-json")
+            .arg(&stats)
+            .args(extra)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("duet call in a namespace (ip netns exec; root)");
+        let (tx, lines) = mpsc::channel();
+        let stderr = child.stderr.take().expect("stderr");
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        Self {
+            child,
+            lines,
+            stats,
+        }
+    }
+
+    pub fn wait_for(&self, needle: &str, timeout: Duration) -> Instant {
+        let deadline = Instant::now() + timeout;
+        let mut seen = Vec::new();
+        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+            match self.lines.recv_timeout(left) {
+                Ok(line) if line.contains(needle) => return Instant::now(),
+                Ok(line) => seen.push(line),
+                Err(_) => break,
+            }
+        }
+        panic!("no {needle:?} within {timeout:?}; saw {seen:#?}");
+    }
+
+    pub fn summary(&self) -> CallSummary {
+        serde_json::from_str(&std::fs::read_to_string(&self.stats).expect("stats")).expect("json")
+    }
+}
+
+impl Drop for Side {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
