@@ -115,6 +115,30 @@ fn a_hang_up_whose_goodbye_is_lost_still_reads_as_a_hang_up() {
     );
 }
 
+/// The goodbye on the data channel and the DTLS close_notify are both lost (every record
+/// of content type 23 or 21 is dropped from 2 s in): the far side still hears the hang-up,
+/// by the RTCP BYE of every stream, and ends the call as hung up at once rather than as
+/// lost after the reconnect timeout (30 s).
+#[test]
+fn a_hang_up_is_heard_by_its_rtcp_goodbye_alone() {
+    let dir = common::scratch("rtcp-bye");
+    let (output, fault) =
+        loopback_call_dropping("udp length > 8 @th,64,8 { 21, 23 }", 2, None, 3, &dir);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        fault.dropped_packets > 0,
+        "no DTLS alert or data-channel record was dropped: the test proves nothing"
+    );
+    let (offerer, answerer) = summaries(&dir);
+    assert_eq!(offerer.end_reason, "you hung up");
+    assert_eq!(answerer.end_reason, "remote hung up", "{stderr}");
+    assert!(
+        answerer.connected_seconds < offerer.connected_seconds + 1.0,
+        "the far side ended {} s after the hang-up",
+        answerer.connected_seconds - offerer.connected_seconds
+    );
+}
+
 /// 3 % of UDP lost for 3 s mid-call: each receiver asks for a keyframe (it asks for none
 /// on a clean call: `call_between_processes`), the far side answers with one, most
 /// pictures still arrive through it, and once the loss ends the picture is whole again:

@@ -326,6 +326,7 @@ pub async fn run_call(
                 }
                 Some(PeerEvent::ChannelOpen) => CallEvent::ChannelOpen,
                 Some(PeerEvent::ChannelClosed) => CallEvent::ChannelClosed,
+                Some(PeerEvent::RemoteGoodbye) => CallEvent::RemoteBye,
                 None => CallEvent::Transport(TransportState::Closed),
             },
             Some(result) = results.recv() => result,
@@ -430,6 +431,7 @@ pub async fn run_call(
                 Effect::SendBye => {
                     let peer = peer.clone();
                     report(&results_tx, async move {
+                        peer.say_goodbye().await;
                         let bye = serde_json::to_string(&ControlMessage::Bye).unwrap_or_default();
                         CallEvent::ByeSent(peer.send_message(&bye).await)
                     });

@@ -3,6 +3,7 @@
 //! on their own tasks, keyframe requests both ways, a data channel for call control, stats.
 
 pub mod congestion;
+mod goodbye;
 pub mod h264_assembler;
 mod keyframe_requests;
 pub mod verification;
@@ -176,6 +177,8 @@ pub enum PeerEvent {
     /// The data channel closed: the far side closed its connection (its DTLS close_notify
     /// or SCTP shutdown), or this side did.
     ChannelClosed,
+    /// Every stream of the far side said goodbye (RTCP BYE): it hung up.
+    RemoteGoodbye,
 }
 
 /// A complete picture from the far side, not yet decoded.
@@ -219,6 +222,8 @@ pub struct OutgoingTrack {
     track: Arc<TrackLocalStaticSample>,
     sender: Arc<dyn RtpSender>,
     ssrc: SSRC,
+    /// The retransmission stream's, when it has one.
+    rtx_ssrc: Option<SSRC>,
     payload_type: Mutex<Option<PayloadType>>,
     /// The negotiated codec's MIME type ("video/H264"), once negotiated.
     codec: Mutex<Option<String>>,
@@ -264,6 +269,17 @@ impl OutgoingTrack {
     /// The negotiated codec's MIME type ("video/H264"), once the descriptions are applied.
     pub fn codec(&self) -> Option<String> {
         self.codec.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Tells the far side this track's streams end (RTCP BYE, RFC 3550 6.6).
+    async fn say_goodbye(&self) {
+        let bye = rtc::rtcp::goodbye::Goodbye {
+            sources: std::iter::once(self.ssrc).chain(self.rtx_ssrc).collect(),
+            reason: Bytes::from_static(b"hang up"),
+        };
+        if let Err(e) = self.track.write_rtcp(vec![Box::new(bye)]).await {
+            tracing::debug!("RTCP BYE: {e}");
+        }
     }
 
     /// Waits for the next keyframe request (PLI or FIR) from the far side. `None` when the
@@ -591,6 +607,14 @@ async fn build_connection(
     } else {
         registry
     };
+    // A far side whose every stream says goodbye hung up, whatever else gets through.
+    let events = handler.events.clone();
+    let registry = registry.with(
+        Slot::from(13_900),
+        goodbye::GoodbyeWatcher::new(move || {
+            let _ = events.try_send(PeerEvent::RemoteGoodbye);
+        }),
+    );
     // App-most: lets PLI/FIR through to the local track, where the encoder hears it.
     let registry = registry.with(Slot::from(14_000), KeyframeRequestForwarder::default());
 
@@ -646,8 +670,9 @@ fn local_track(
     kind: RtpCodecKind,
     codec: RTCRtpCodec,
     rtx: bool,
-) -> Result<(Arc<TrackLocalStaticSample>, SSRC), PeerError> {
+) -> Result<(Arc<TrackLocalStaticSample>, SSRC, Option<SSRC>), PeerError> {
     let ssrc = rand::random::<u32>();
+    let rtx_ssrc = rtx.then(rand::random::<u32>);
     let label = match kind {
         RtpCodecKind::Video => "video",
         _ => "audio",
@@ -663,9 +688,7 @@ fn local_track(
         vec![RTCRtpEncodingParameters {
             rtp_coding_parameters: RTCRtpCodingParameters {
                 ssrc: Some(ssrc),
-                rtx: rtx.then(|| RTCRtpRtxParameters {
-                    ssrc: rand::random::<u32>(),
-                }),
+                rtx: rtx_ssrc.map(|ssrc| RTCRtpRtxParameters { ssrc }),
                 ..Default::default()
             },
             codec,
@@ -675,6 +698,7 @@ fn local_track(
     Ok((
         Arc::new(TrackLocalStaticSample::new(Instant::now(), track)?),
         ssrc,
+        rtx_ssrc,
     ))
 }
 
@@ -756,7 +780,7 @@ impl Peer {
         codec: RTCRtpCodec,
         rtx: bool,
     ) -> Result<Arc<OutgoingTrack>, PeerError> {
-        let (track, ssrc) = local_track(&self.stream_id, kind, codec, rtx)?;
+        let (track, ssrc, rtx_ssrc) = local_track(&self.stream_id, kind, codec, rtx)?;
         let sender = self
             .pc
             .add_track(track.clone() as Arc<dyn TrackLocal>)
@@ -765,6 +789,7 @@ impl Peer {
             track,
             sender,
             ssrc,
+            rtx_ssrc,
             payload_type: Mutex::new(None),
             codec: Mutex::new(None),
         }))
@@ -861,6 +886,15 @@ impl Peer {
     }
 
     /// Sends a control message on the data channel, if it is open.
+    /// Every stream we send says goodbye (RTCP BYE): how a far side without our data
+    /// channel hears the hang-up, and one with it hears it even if the channel's message
+    /// is lost.
+    pub async fn say_goodbye(&self) {
+        for track in self.video.iter().chain(&self.audio) {
+            track.say_goodbye().await;
+        }
+    }
+
     pub async fn send_message(&self, text: &str) -> bool {
         let channel = self
             .data_channel
