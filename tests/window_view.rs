@@ -225,6 +225,41 @@ fn the_security_code_and_the_stats_are_shown() {
     assert!(h.query_by_label("640x480").is_some());
     assert!(h.query_by_label("30 fps").is_some());
     assert!(h.query_by_label("2.0 ms").is_some());
+    assert!(
+        h.query_by_label("Bitrate, kbit/s").is_none(),
+        "one second is not a plot"
+    );
+}
+
+#[test]
+fn the_stats_plot_the_last_minute() {
+    let mut view = connected();
+    for second in 0..5 {
+        view.apply(
+            CallUpdate::Stats(LiveStats {
+                send_kbps: 500.0 + 100.0 * second as f64,
+                target_kbps: Some(900.0),
+                remote_fps: 30.0,
+                ..Default::default()
+            }),
+            Instant::now(),
+        );
+    }
+    let mut h = harness(view);
+    h.run();
+    h.get_by_label("Stats").click();
+    h.run();
+    for title in [
+        "Bitrate, kbit/s",
+        "Delay, ms",
+        "Frames per second",
+        "Loss, %",
+    ] {
+        assert!(h.query_by_label(title).is_some(), "no {title} plot");
+    }
+    assert!(h.query_by_label("path allows").is_some());
+    // The bitrate plot's scale: a round number above the highest value (900).
+    assert!(h.query_by_label("1000").is_some());
 }
 
 /// A connected call whose chat box was opened with C and has some text in it.

@@ -3,6 +3,7 @@
 //! one-slot mailbox, already converted to RGBA off the UI thread.
 
 mod picture;
+mod plots;
 mod preview;
 mod session;
 pub mod view;

@@ -108,6 +108,8 @@ pub struct WindowView {
     camera_off: bool,
     stats_shown: bool,
     stats: Option<LiveStats>,
+    /// The last minute of stats, for the plots under them.
+    history: crate::ui::plots::StatsHistory,
     verification: Option<String>,
     recording: bool,
     /// What the call recorded, said at its end.
@@ -156,6 +158,7 @@ impl Default for WindowView {
             camera_off: false,
             stats_shown: false,
             stats: None,
+            history: Default::default(),
             verification: None,
             recording: false,
             recorded: Vec::new(),
@@ -322,7 +325,10 @@ impl WindowView {
             }
             CallUpdate::Note(text) => self.note = Some(text),
             CallUpdate::Verification(code) => self.verification = Some(code),
-            CallUpdate::Stats(stats) => self.stats = Some(stats),
+            CallUpdate::Stats(stats) => {
+                self.history.push(stats.clone());
+                self.stats = Some(stats);
+            }
             CallUpdate::LocalCandidate(_)
             | CallUpdate::InRoom { .. }
             | CallUpdate::RemotePictures(_)
@@ -581,6 +587,10 @@ impl WindowView {
                                     |ui| ui.monospace(value),
                                 );
                             });
+                        }
+                        if self.history.len() >= 2 {
+                            ui.separator();
+                            self.history.show(ui, 276.0);
                         }
                     }
                     None => {
