@@ -166,6 +166,8 @@ impl HeadlessCall {
                 trickle: false,
                 name: "duet".into(),
                 reconnect_timeout: Some(self.reconnect_timeout),
+                // The session turns it on for a room.
+                ice_restart: false,
             },
             // On paste the command line already chose the tone by role.
             tone_by_role: in_room && self.tone_by_role,
@@ -243,8 +245,13 @@ impl HeadlessCall {
                             }
                         }
                         CallState::Connected { disconnected_at: Some(_), .. } => say(&format!(
-                            "reconnecting… (the path went silent; giving up after {:.0} s)",
-                            self.reconnect_timeout.as_secs_f64()
+                            "reconnecting… (the path went silent; giving up after {:.0} s{})",
+                            self.reconnect_timeout.as_secs_f64(),
+                            if in_room {
+                                "; ICE is restarted through the room"
+                            } else {
+                                "; a pasted call cannot follow a move to another network"
+                            }
                         )),
                         _ => {}
                     },

@@ -6,7 +6,8 @@
 
 mod common;
 
-use common::hosts::{Host, Side, TwoHosts};
+use common::hosts::{B_IP, Host, Side, TwoHosts};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 fn unix_ms() -> f64 {
@@ -112,4 +113,110 @@ fn a_call_lives_through_a_12_second_blackout() {
 #[test]
 fn a_call_lives_through_a_30_second_blackout() {
     call_through_a_blackout(Duration::from_secs(30));
+}
+
+/// The UDP ports `program` has open on `host` (from `ss`).
+fn udp_ports(hosts: &TwoHosts, host: Host) -> Vec<u16> {
+    let output = common::output_within(
+        Command::new("ip").args(["netns", "exec", hosts.name(host), "ss", "-uanpH"]),
+        Duration::from_secs(10),
+        "ss",
+    );
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter(|line| line.contains("duet"))
+        .filter_map(|line| {
+            let local = line.split_whitespace().nth(3)?;
+            local.rsplit(':').next()?.parse().ok()
+        })
+        .collect()
+}
+
+/// In a room, the offerer's sockets stop working mid-call (every packet to or from the
+/// ports it uses is dropped, as when a NAT forgets its mapping or a network goes away):
+/// the path goes silent, the offerer restarts ICE through `duet signal` on fresh sockets,
+/// and the call comes back by itself; it ends by a hang-up.
+#[test]
+fn a_dead_path_in_a_room_is_restored_by_an_ice_restart() {
+    let hosts = TwoHosts::new();
+    let dir = common::scratch("ice-restart");
+    let port = 18_000 + (std::process::id() % 1000) as u16;
+    let listen = format!("{B_IP}:{port}");
+    let mut server = hosts
+        .command(Host::B, &common::duet())
+        .args(["signal", "--listen", &listen])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("duet signal on B");
+    std::thread::sleep(Duration::from_millis(500));
+    let ws = format!("ws://{listen}/ws");
+    let room = [
+        "--room",
+        "move",
+        "--server",
+        &ws,
+        "--size",
+        "320x240",
+        "--bitrate",
+        "300",
+    ];
+    let mut b = Side::start_args(&hosts, Host::B, &room, &[], &dir);
+    b.wait_for("waiting for the other person", Duration::from_secs(10));
+    let mut a = Side::start_args(&hosts, Host::A, &room, &["--duration", "16"], &dir);
+    a.wait_for("connected", Duration::from_secs(20));
+    b.wait_for("connected", Duration::from_secs(20));
+    std::thread::sleep(Duration::from_secs(2));
+
+    let ports = udp_ports(&hosts, Host::A);
+    assert!(!ports.is_empty(), "no UDP sockets of duet on A");
+    let list = ports
+        .iter()
+        .map(|p| p.to_string())
+        .collect::<Vec<_>>()
+        .join(", ");
+    hosts.nft(
+        Host::A,
+        &format!("table inet duet_fault {{\ncounter dropped {{ }}\nchain input {{\ntype filter hook input priority 0;\nudp dport {{ {list} }} counter name dropped drop\n}}\n}}\n"),
+    );
+    hosts.nft(
+        Host::B,
+        &format!("table inet duet_fault {{\ncounter dropped {{ }}\nchain input {{\ntype filter hook input priority 0;\nudp sport {{ {list} }} counter name dropped drop\n}}\n}}\n"),
+    );
+    let cut_ms = unix_ms();
+    a.wait_for("restarting ICE", Duration::from_secs(10));
+    let a_status = common::wait_for_exit(&mut a.child, Duration::from_secs(40), "A to hang up");
+    let b_status = common::wait_for_exit(&mut b.child, Duration::from_secs(20), "B to end");
+    let _ = server.kill();
+    let _ = server.wait();
+    let dropped = [hosts.dropped(Host::A), hosts.dropped(Host::B)];
+    let (a_summary, b_summary) = (a.summary(), b.summary());
+    assert!(
+        a_status.success() && b_status.success(),
+        "{a_summary}\n{b_summary}"
+    );
+    assert!(
+        dropped.iter().all(|&n| n > 20),
+        "the old sockets were not cut off: {dropped:?} packets dropped"
+    );
+    assert_eq!(a_summary.end_reason, "you hung up");
+    assert_eq!(b_summary.end_reason, "remote hung up");
+    for (receiver, name) in [(&a_summary, "A"), (&b_summary, "B")] {
+        let back = receiver
+            .video_received
+            .stamped
+            .iter()
+            .map(|p| p.captured_ms() + p.latency_ms())
+            .find(|&decoded| decoded > cut_ms + 1500.0)
+            .unwrap_or_else(|| panic!("{name} decoded no picture after the cut"));
+        eprintln!(
+            "{name}: pictures back {:.1} s after the old sockets were cut off",
+            (back - cut_ms) / 1000.0
+        );
+        assert!(
+            back - cut_ms < 8_000.0,
+            "{name}'s pictures came back {:.1} s after the cut",
+            (back - cut_ms) / 1000.0
+        );
+    }
 }

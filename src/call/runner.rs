@@ -142,6 +142,8 @@ pub struct CallOptions {
     /// How long a call whose path went silent keeps reconnecting before it is lost
     /// (`None`: [`crate::call::state::RECONNECT_TIMEOUT`]).
     pub reconnect_timeout: Option<Duration>,
+    /// New descriptions reach the far side mid-call (a room): ICE can be restarted.
+    pub ice_restart: bool,
 }
 
 struct Timeline {
@@ -228,7 +230,9 @@ pub async fn run_call(
         }
     };
     let peer = Arc::new(peer);
-    let mut call = Call::with_reconnect_timeout(reconnect_timeout);
+    let mut call =
+        Call::with_reconnect_timeout(reconnect_timeout).with_ice_restart(options.ice_restart);
+    let mut addresses = crate::peer::local_addresses();
     let send_counters = Arc::new(SendCounters::default());
     let mut sending: Option<SendPipeline> = None;
     let mut timeline = Timeline {
@@ -338,6 +342,13 @@ pub async fn run_call(
                 for text in fresh {
                     let _ = updates.send(CallUpdate::Note(text)).await;
                 }
+                // A laptop that moved to another network: its old addresses are gone.
+                let mut moved = false;
+                if matches!(call.state(), CallState::Connected { .. }) {
+                    let now_addresses = crate::peer::local_addresses();
+                    moved = now_addresses != addresses;
+                    addresses = now_addresses;
+                }
                 if chore_ticks.is_multiple_of(4) && matches!(call.state(), CallState::Connected { .. }) {
                     let transport = peer.transport_stats().await;
                     let now = live_reading(&transport, &receive, &send_counters);
@@ -353,7 +364,11 @@ pub async fn run_call(
                     let seen = receive.video.lock().unwrap_or_else(|e| e.into_inner()).latencies_ms.len();
                     last_reading = Some((now, seen));
                 }
-                continue;
+                if moved {
+                    CallEvent::LocalAddressesChanged
+                } else {
+                    continue;
+                }
             }
         };
 
@@ -380,6 +395,18 @@ pub async fn run_call(
                     report(&results_tx, async move {
                         match peer.accept_offer(&offer, wait_for_candidates).await {
                             Ok(answer) => CallEvent::LocalDescription(answer),
+                            Err(e) => CallEvent::NegotiationFailed(e.to_string()),
+                        }
+                    });
+                }
+                Effect::RestartIce => {
+                    let _ = updates
+                        .send(CallUpdate::Note("restarting ICE through the room".into()))
+                        .await;
+                    let peer = peer.clone();
+                    report(&results_tx, async move {
+                        match peer.restart_ice().await {
+                            Ok(offer) => CallEvent::LocalDescription(offer),
                             Err(e) => CallEvent::NegotiationFailed(e.to_string()),
                         }
                     });

@@ -83,6 +83,7 @@ async fn run_session(
             Ok((joined, link)) => {
                 let we_offer = joined.peers >= 2;
                 call.trickle = true;
+                call.ice_restart = true;
                 call.peer
                     .ice_servers
                     .extend(joined.ice_servers.into_iter().map(|s| RTCIceServer {

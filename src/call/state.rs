@@ -22,6 +22,10 @@ pub const RECONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 /// Once our goodbye is on the data channel, this long for SCTP to put it on the wire before
 /// the connection closes.
 pub const BYE_FLUSH: Duration = Duration::from_millis(150);
+/// A call that can renegotiate (through a room) restarts ICE after the path has been
+/// silent this long, and again this often while it stays silent.
+pub const ICE_RESTART_AFTER: Duration = Duration::from_secs(1);
+pub const ICE_RESTART_EVERY: Duration = Duration::from_secs(4);
 /// The far side's candidates held until its description is set, at most.
 pub const HELD_CANDIDATES: usize = 64;
 
@@ -113,6 +117,8 @@ pub enum CallEvent {
     ByeSent(bool),
     /// The person hangs up.
     HangUp,
+    /// This machine's network addresses changed (a laptop moved to another network).
+    LocalAddressesChanged,
     /// The [`Call::deadline`] has come.
     Timeout,
 }
@@ -136,6 +142,10 @@ pub enum Effect {
     SendGreeting,
     /// Tell the far side we are leaving ([`CallEvent::ByeSent`]).
     SendBye,
+    /// Restart ICE: make an offer with new credentials, gathering afresh on the addresses
+    /// there are now ([`CallEvent::LocalDescription`]); it goes to the far side through the
+    /// room, whose answer comes back as [`CallEvent::AnswerReceived`].
+    RestartIce,
     /// Close the peer connection and stop media.
     Close,
     /// The call ended; show or print the reason.
@@ -154,6 +164,11 @@ pub struct Call {
     /// While ending: when the goodbye has had its time.
     bye_flushed_at: Option<Instant>,
     reconnect_timeout: Duration,
+    /// New descriptions can reach the far side mid-call (a room): the offerer restarts ICE.
+    can_restart_ice: bool,
+    /// Our restart's offer is out and its answer not yet applied; when we last restarted.
+    restarting: bool,
+    last_restart: Option<Instant>,
 }
 
 impl Default for Call {
@@ -172,7 +187,17 @@ impl Call {
             greeted: false,
             bye_flushed_at: None,
             reconnect_timeout: RECONNECT_TIMEOUT,
+            can_restart_ice: false,
+            restarting: false,
+            last_restart: None,
         }
+    }
+
+    /// A call whose descriptions go through a channel that lasts (a room): as the offerer,
+    /// it restarts ICE when the path goes silent or its addresses change.
+    pub fn with_ice_restart(mut self, can: bool) -> Self {
+        self.can_restart_ice = can;
+        self
     }
 
     /// A call that gives up reconnecting after `timeout` instead of [`RECONNECT_TIMEOUT`].
@@ -203,7 +228,13 @@ impl Call {
             CallState::Connected {
                 disconnected_at: Some(at),
                 ..
-            } => Some(*at + self.reconnect_timeout),
+            } => {
+                let gives_up = *at + self.reconnect_timeout;
+                Some(match self.next_restart(*at) {
+                    Some(restart) => restart.min(gives_up),
+                    None => gives_up,
+                })
+            }
             CallState::Ending { .. } => self.bye_flushed_at,
             CallState::Idle
             | CallState::Offering
@@ -294,6 +325,30 @@ impl Call {
                 {
                     self.end(EndReason::ConnectionLost, false)
                 }
+                E::Timeout
+                    if disconnected_at
+                        .and_then(|at| self.next_restart(at))
+                        .is_some_and(|at| now >= at) =>
+                {
+                    self.restart_ice(now)
+                }
+                E::LocalAddressesChanged if self.restarts() => self.restart_ice(now),
+                // Our restart's offer, or our answer to the far side's.
+                E::LocalDescription(description) => vec![Effect::SendDescription(description)],
+                E::AnswerReceived(answer) if self.restarting => vec![Effect::ApplyAnswer(answer)],
+                E::AnswerApplied => {
+                    self.restarting = false;
+                    vec![]
+                }
+                // The far side restarts ICE: answer with our own new credentials.
+                E::OfferReceived(offer) => vec![Effect::CreateAnswer(offer)],
+                E::NegotiationFailed(why) => {
+                    // A restart that failed is tried again while the path stays silent;
+                    // the call itself is not over.
+                    tracing::warn!("renegotiation failed: {why}");
+                    self.restarting = false;
+                    vec![]
+                }
                 E::ChannelOpen => self.greet(),
                 E::RemoteCandidate(candidate) => vec![Effect::AddCandidates(vec![candidate])],
                 E::RemoteBye => self.end(EndReason::RemoteHangUp, false),
@@ -340,6 +395,29 @@ impl Call {
             E::HangUp => self.end(EndReason::LocalHangUp, true),
             other => self.ignore(other),
         }
+    }
+
+    /// Whether this side restarts ICE: the offerer, when a room can carry the new offer.
+    fn restarts(&self) -> bool {
+        self.can_restart_ice && self.role == Some(Role::Offerer)
+    }
+
+    /// When the next restart is due, for a path silent since `silent_since`.
+    fn next_restart(&self, silent_since: Instant) -> Option<Instant> {
+        if !self.restarts() {
+            return None;
+        }
+        let first = silent_since + ICE_RESTART_AFTER;
+        Some(match self.last_restart {
+            Some(last) if last + ICE_RESTART_EVERY > first => last + ICE_RESTART_EVERY,
+            _ => first,
+        })
+    }
+
+    fn restart_ice(&mut self, now: Instant) -> Vec<Effect> {
+        self.restarting = true;
+        self.last_restart = Some(now);
+        vec![Effect::RestartIce]
     }
 
     /// The far side's description is set: the candidates held for it can go in.
@@ -412,7 +490,10 @@ mod tests {
     }
 
     fn connected_call(role: Role, t0: Instant) -> Call {
-        let mut call = Call::new();
+        connected(Call::new(), role, t0)
+    }
+
+    fn connected(mut call: Call, role: Role, t0: Instant) -> Call {
         match role {
             Role::Offerer => {
                 call.step(CallEvent::StartOffer, t0);
@@ -759,5 +840,81 @@ mod tests {
         assert_eq!(call.step(CallEvent::AnswerApplied, t0), vec![]);
         assert_eq!(call.step(CallEvent::StartOffer, t0), vec![]);
         assert!(matches!(call.state(), CallState::Connected { .. }));
+    }
+
+    #[test]
+    fn an_offerer_in_a_room_restarts_ice_when_the_path_stays_silent() {
+        let t0 = Instant::now();
+        let mut call = connected(Call::new().with_ice_restart(true), Role::Offerer, t0);
+        let offer = description(DescriptionKind::Offer);
+        let answer = description(DescriptionKind::Answer);
+        call.step(CallEvent::Transport(TransportState::Disconnected), t0);
+        let first = t0 + ICE_RESTART_AFTER;
+        assert_eq!(call.deadline(), Some(first));
+        assert_eq!(
+            call.step(CallEvent::Timeout, first),
+            vec![Effect::RestartIce]
+        );
+        assert_eq!(
+            call.step(CallEvent::LocalDescription(offer.clone()), first),
+            vec![Effect::SendDescription(offer)]
+        );
+        // Still silent: the next restart comes ICE_RESTART_EVERY after this one.
+        assert_eq!(call.deadline(), Some(first + ICE_RESTART_EVERY));
+        assert_eq!(
+            call.step(CallEvent::AnswerReceived(answer.clone()), first),
+            vec![Effect::ApplyAnswer(answer)]
+        );
+        assert_eq!(call.step(CallEvent::AnswerApplied, first), vec![]);
+        call.step(CallEvent::Transport(TransportState::Connected), first);
+        assert_eq!(call.deadline(), None, "back: nothing more to do");
+        assert!(matches!(
+            call.state(),
+            CallState::Connected {
+                disconnected_at: None,
+                ..
+            }
+        ));
+        // A failed restart does not end the call.
+        assert_eq!(
+            call.step(CallEvent::NegotiationFailed("no".into()), first),
+            vec![]
+        );
+        assert!(matches!(call.state(), CallState::Connected { .. }));
+    }
+
+    #[test]
+    fn an_offerer_whose_addresses_change_restarts_at_once() {
+        let t0 = Instant::now();
+        let mut call = connected(Call::new().with_ice_restart(true), Role::Offerer, t0);
+        assert_eq!(
+            call.step(CallEvent::LocalAddressesChanged, t0),
+            vec![Effect::RestartIce]
+        );
+        // Not in a room: no channel for a new offer.
+        let mut paste = connected_call(Role::Offerer, t0);
+        assert_eq!(paste.step(CallEvent::LocalAddressesChanged, t0), vec![]);
+        paste.step(CallEvent::Transport(TransportState::Disconnected), t0);
+        assert_eq!(paste.deadline(), Some(t0 + RECONNECT_TIMEOUT));
+    }
+
+    #[test]
+    fn an_answerer_answers_the_far_sides_restart() {
+        let t0 = Instant::now();
+        let mut call = connected(Call::new().with_ice_restart(true), Role::Answerer, t0);
+        call.step(CallEvent::Transport(TransportState::Disconnected), t0);
+        // The offerer restarts; the answerer waits for it.
+        assert_eq!(call.deadline(), Some(t0 + RECONNECT_TIMEOUT));
+        assert_eq!(call.step(CallEvent::LocalAddressesChanged, t0), vec![]);
+        let offer = description(DescriptionKind::Offer);
+        let answer = description(DescriptionKind::Answer);
+        assert_eq!(
+            call.step(CallEvent::OfferReceived(offer.clone()), t0),
+            vec![Effect::CreateAnswer(offer)]
+        );
+        assert_eq!(
+            call.step(CallEvent::LocalDescription(answer.clone()), t0),
+            vec![Effect::SendDescription(answer)]
+        );
     }
 }

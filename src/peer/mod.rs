@@ -632,6 +632,9 @@ async fn build_connection(
         // before its candidate does (trickle): it is as good as the host pair it stands for,
         // and the library's 1 s wait for it was most of the setup time against Chromium.
         .with_prflx_acceptance_min_wait(Some(Duration::ZERO))
+        // An ICE restart binds new sockets on the addresses there are then: after a move
+        // to another network the old ones are gone.
+        .with_discard_local_candidates_during_ice_restart(true)
         .with_multicast_dns_mode(mdns);
     if config.bind.is_some_and(|ip| ip.is_loopback()) {
         settings = settings.with_include_loopback_candidate(true);
@@ -823,6 +826,16 @@ impl Peer {
         self.local_description(wait_for_candidates).await
     }
 
+    /// Restarts ICE (new credentials, candidates gathered afresh on fresh sockets, so a
+    /// machine that moved to another network offers its new addresses) and makes the
+    /// offer that carries the restart; candidates trickle.
+    pub async fn restart_ice(&self) -> Result<Description, PeerError> {
+        self.pc.restart_ice().await?;
+        let offer = self.pc.create_offer(None).await?;
+        self.pc.set_local_description(offer).await?;
+        self.local_description(false).await
+    }
+
     /// Applies the far side's offer and makes the answer (waiting for gathering, as with
     /// [`Peer::create_offer`], when asked).
     pub async fn accept_offer(
@@ -970,6 +983,27 @@ impl Peer {
             tracing::debug!("closing the peer connection: {e}");
         }
     }
+}
+
+/// This machine's addresses that a far side could reach (not loopback, not link-local),
+/// sorted: when they change, the machine moved to another network.
+pub fn local_addresses() -> Vec<IpAddr> {
+    let mut addresses: Vec<IpAddr> = rtc::shared::ifaces::ifaces()
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|interface| interface.addr.map(|a| a.ip()))
+        .filter(|ip| {
+            !ip.is_loopback()
+                && !ip.is_unspecified()
+                && match ip {
+                    IpAddr::V4(v4) => !v4.is_link_local(),
+                    IpAddr::V6(v6) => (v6.segments()[0] & 0xffc0) != 0xfe80,
+                }
+        })
+        .collect();
+    addresses.sort();
+    addresses.dedup();
+    addresses
 }
 
 /// The type of the candidates in `sdp` when they are all of one (`host`, `srflx`, `relay`).

@@ -325,6 +325,8 @@ impl DuetWindow {
                 reconnect_timeout: Some(std::time::Duration::from_secs(
                     settings.reconnect_timeout.clamp(1, 3600).into(),
                 )),
+                // The session turns it on for a room.
+                ice_restart: false,
             },
             tone_by_role: true,
         };

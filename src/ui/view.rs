@@ -91,6 +91,8 @@ pub struct WindowView {
     pub name: String,
     server: String,
     room: String,
+    /// The call goes through a room, which can carry an ICE restart; a pasted one cannot.
+    in_room: bool,
     room_error: Option<String>,
     remote_name: Option<String>,
     /// The newest thing worth telling the person (from the room or the call).
@@ -145,6 +147,7 @@ impl Default for WindowView {
             name: "Duet".into(),
             server: "ws://127.0.0.1:8480/ws".into(),
             room: String::new(),
+            in_room: false,
             room_error: None,
             remote_name: None,
             note: None,
@@ -272,6 +275,7 @@ impl WindowView {
     /// Shows that we joined a room and wait there (the window calls this on joining).
     pub fn waiting_in_room(&mut self) {
         self.phase = Phase::Waiting;
+        self.in_room = true;
     }
 
     /// Takes in what the call says.
@@ -363,8 +367,13 @@ impl WindowView {
                 interrupted: true,
                 since,
             } => format!(
-                "Reconnecting… {}",
-                duration_text(now.saturating_duration_since(*since))
+                "Reconnecting… {}{}",
+                duration_text(now.saturating_duration_since(*since)),
+                if self.in_room {
+                    ""
+                } else {
+                    " (a pasted call cannot follow a move to another network)"
+                }
             ),
             Phase::Connected { since, .. } => {
                 let with = match &self.remote_name {

@@ -203,6 +203,17 @@ impl Side {
         extra: &[&str],
         dir: &std::path::Path,
     ) -> Self {
+        Self::start_args(hosts, host, &[role], extra, dir)
+    }
+
+    /// `duet call ARGS… --bind <host's address> --stats-json … EXTRA…`.
+    pub fn start_args(
+        hosts: &TwoHosts,
+        host: Host,
+        args: &[&str],
+        extra: &[&str],
+        dir: &std::path::Path,
+    ) -> Self {
         let (ip, name) = match host {
             Host::A => (A_IP, "a"),
             Host::B => (B_IP, "b"),
@@ -210,7 +221,9 @@ impl Side {
         let stats = dir.join(format!("{name}.json"));
         let mut child = hosts
             .command(host, &super::duet())
-            .args(["call", role, "--bind", ip])
+            .arg("call")
+            .args(args)
+            .args(["--bind", ip])
             .arg("--stats-json")
             .arg(&stats)
             .args(extra)
