@@ -23,6 +23,8 @@ use rtc::interceptor::{
     Interceptor, OveruseDetector, Pacer as Bucket, Packet, PacketReport, RateCalculator,
     StreamInfo, TaggedPacket, Usage,
 };
+use rtc::rtcp::receiver_report::ReceiverReport;
+use rtc::rtcp::sender_report::SenderReport;
 use rtc::sansio::Protocol;
 use rtc::shared::error::Error;
 use rtc::shared::marshal::MarshalSize;
@@ -49,18 +51,23 @@ const PACER_QUEUE_TIME_LIMIT: Duration = Duration::from_millis(500);
 /// so pacing costs no latency; a keyframe or an overshoot is spread out.
 const BURST: Duration = Duration::from_millis(40);
 
-/// A packet is retransmitted again only after this, however often it is asked for.
+/// A packet is retransmitted again only after a round trip (at most this), however often
+/// it is asked for.
 const RETRANSMIT_AGAIN_AFTER: Duration = Duration::from_millis(100);
 /// Retransmissions may use up to this share of the target, over a second.
 const RETRANSMISSION_SHARE: f64 = 0.5;
 /// A retransmission that waited longer than this in the pacer repairs nothing.
 const RETRANSMISSION_MAX_WAIT: Duration = Duration::from_millis(200);
+/// A receiver report older than this says nothing about the path now.
+const REPORT_FRESH: Duration = Duration::from_secs(3);
 /// The least round trip is taken over this long.
 const MIN_RTT_WINDOW: Duration = Duration::from_secs(10);
-/// In flight beyond a round trip's worth of the target, plus this, holds video back.
-const WINDOW_SLACK: Duration = Duration::from_millis(100);
+/// In flight beyond a round trip's worth of the target, plus this, holds video back: room
+/// for the far side's feedback interval (Chromium's is up to 250 ms at low rates) and a
+/// keyframe, so a healthy path is never held.
+const WINDOW_SLACK: Duration = Duration::from_millis(250);
 /// The window never closes below this much in flight (a keyframe's worth at low rates).
-const MIN_WINDOW_BITS: f64 = 100_000.0;
+const MIN_WINDOW_BITS: f64 = 200_000.0;
 /// How often a pacer held by the window looks again.
 const WINDOW_RECHECK: Duration = Duration::from_millis(5);
 
@@ -119,6 +126,11 @@ pub struct SendRate {
     last_feedback_us: AtomicU64,
     rtt_ms: AtomicU32,
     min_rtt_ms: AtomicU32,
+    /// The far side's last receiver report on our video: loss in 1/256, how many so far,
+    /// and when (microseconds since `epoch`).
+    report_loss: AtomicU32,
+    reports: AtomicU64,
+    report_at_us: AtomicU64,
 }
 
 impl SendRate {
@@ -140,6 +152,9 @@ impl SendRate {
             last_feedback_us: AtomicU64::new(0),
             rtt_ms: AtomicU32::new(0),
             min_rtt_ms: AtomicU32::new(0),
+            report_loss: AtomicU32::new(0),
+            reports: AtomicU64::new(0),
+            report_at_us: AtomicU64::new(0),
         }
     }
 
@@ -150,6 +165,27 @@ impl SendRate {
     /// Round trip as the feedback shows it (it includes the far side's feedback interval).
     pub fn rtt_ms(&self) -> u32 {
         self.rtt_ms.load(Ordering::Relaxed)
+    }
+
+    /// The far side's last receiver report on our video, if recent: how many reports so
+    /// far, and the share lost it reported.
+    fn receiver_report(&self, now: Instant) -> Option<(u64, f64)> {
+        let count = self.reports.load(Ordering::Relaxed);
+        let at = self.report_at_us.load(Ordering::Relaxed);
+        let fresh = self.micros(now).saturating_sub(at) < REPORT_FRESH.as_micros() as u64;
+        (count > 0 && fresh).then(|| {
+            (
+                count,
+                self.report_loss.load(Ordering::Relaxed) as f64 / 256.0,
+            )
+        })
+    }
+
+    fn receiver_reported(&self, now: Instant, fraction_lost: u8) {
+        self.report_loss
+            .store(fraction_lost as u32, Ordering::Relaxed);
+        self.report_at_us.store(self.micros(now), Ordering::Relaxed);
+        self.reports.fetch_add(1, Ordering::Relaxed);
     }
 
     /// The least round trip of the last ten seconds: the path without its queues.
@@ -280,8 +316,10 @@ pub struct DelayLossEstimator {
     min_offset: Option<(Instant, f64)>,
     /// Whether the last report showed a standing queue.
     queued_before: bool,
-    /// Whether loss showed the path broken since it last carried packets well.
-    path_broke: bool,
+    /// While loss shows the path broken: the target it had before.
+    before_break: Option<f64>,
+    /// The last receiver report acted on (their count in [`SendRate`]).
+    reports_seen: u64,
     /// Round trips of the last ten seconds, increasing (a monotonic queue for the minimum).
     rtts: VecDeque<(Instant, u32)>,
     epoch: Instant,
@@ -304,7 +342,8 @@ impl DelayLossEstimator {
             recent: VecDeque::new(),
             min_offset: None,
             queued_before: false,
-            path_broke: false,
+            before_break: None,
+            reports_seen: 0,
             rtts: VecDeque::new(),
             epoch: Instant::now(),
         }
@@ -412,7 +451,28 @@ impl BandwidthEstimator for DelayLossEstimator {
             }
         }
         let acked = self.acked.rate_bits_per_second(now);
-        let loss = self.loss(now);
+        // Transport-wide feedback calls a packet lost when a later one arrived first, so on
+        // a path that reorders it overstates loss; it serves to see a path that broke
+        // (most packets lost). How much a working path loses is taken from the far side's
+        // receiver reports, which count a late packet as received, once per report, as
+        // GCC's loss controller does.
+        let feedback_loss = self.loss(now);
+        let reported = self.rate.receiver_report(now);
+        let fresh_report = reported.filter(|(count, _)| *count != self.reports_seen);
+        if let Some((count, _)) = fresh_report {
+            self.reports_seen = count;
+        }
+        let broken = feedback_loss.is_some_and(|loss| loss > BROKEN_PATH_LOSS);
+        let loss = if broken {
+            feedback_loss
+        } else {
+            fresh_report.map(|(_, loss)| loss)
+        };
+        let recent_loss = if broken {
+            feedback_loss
+        } else {
+            reported.map(|(_, loss)| loss).or(feedback_loss)
+        };
         let queue_ms = self.queue_delay_ms(now, reports);
         let elapsed = self
             .last_update
@@ -437,17 +497,19 @@ impl BandwidthEstimator for DelayLossEstimator {
             if loss > BROKEN_PATH_LOSS {
                 // Most of what was sent lost: the path broke (an outage one way) rather
                 // than filled, and cutting again and again would only leave the call at
-                // the floor when it mends. Halve once; when it mends, what it carries is
-                // found again fast.
-                if !self.path_broke {
-                    self.path_broke = true;
+                // the floor when it mends. Halve once; when it mends, go back to the
+                // target it had (a queue or loss will say if that is too much).
+                if self.before_break.is_none() {
+                    self.before_break = Some(self.target);
                     self.cut(now, self.target * 0.5);
                 }
             } else {
                 self.cut(now, self.target * (1.0 - 0.5 * loss));
             }
-        } else if usage == Usage::Normal && loss.is_none_or(|loss| loss < LOW_LOSS) {
-            if std::mem::take(&mut self.path_broke) {
+        } else if usage == Usage::Normal && recent_loss.is_none_or(|loss| loss < LOW_LOSS) {
+            if let Some(before) = self.before_break.take() {
+                // Mended: back where it was before it broke, and free to climb.
+                self.target = self.target.max(before);
                 self.phase = Phase::Start;
                 self.capacity = None;
             }
@@ -483,7 +545,7 @@ impl BandwidthEstimator for DelayLossEstimator {
             .acked_bps
             .store(acked.unwrap_or(0.0) as u64, Ordering::Relaxed);
         self.rate.loss_permille.store(
-            (loss.unwrap_or(0.0) * 1000.0).round() as u32,
+            (recent_loss.unwrap_or(0.0) * 1000.0).round() as u32,
             Ordering::Relaxed,
         );
         self.rate
@@ -514,6 +576,7 @@ pub struct PriorityPacer {
     bucket: Bucket,
     target_bps: f64,
     audio_ssrcs: HashSet<u32>,
+    video_ssrcs: HashSet<u32>,
     retransmissions: VecDeque<Queued>,
     video: VecDeque<Queued>,
     queued_bits: f64,
@@ -539,6 +602,7 @@ impl PriorityPacer {
             rate,
             target_bps,
             audio_ssrcs: HashSet::new(),
+            video_ssrcs: HashSet::new(),
             retransmissions: VecDeque::new(),
             video: VecDeque::new(),
             queued_bits: 0.0,
@@ -602,8 +666,8 @@ impl PriorityPacer {
         in_flight > window
     }
 
-    /// Retransmissions are a repair, not a second stream: each packet once per
-    /// [`RETRANSMIT_AGAIN_AFTER`] however often it is asked for, and all of them together
+    /// Retransmissions are a repair, not a second stream: each packet once per round trip
+    /// however often it is asked for, and all of them together
     /// within [`RETRANSMISSION_SHARE`] of the target (libwebrtc limits them the same way).
     /// A far side that keeps asking for packets that never arrive would otherwise have
     /// them sent again at whatever rate it asks, ahead of every new picture.
@@ -622,10 +686,14 @@ impl PriorityPacer {
             self.retransmitted
                 .retain(|_, at| now.saturating_duration_since(*at) < RETRANSMIT_AGAIN_AFTER);
         }
+        // Asked again before the first could have arrived: the far side's NACK timer, not
+        // a second loss.
+        let again_after = Duration::from_millis(self.rate.min_rtt_ms() as u64 + 10)
+            .clamp(Duration::from_millis(20), RETRANSMIT_AGAIN_AFTER);
         if self
             .retransmitted
             .get(&key)
-            .is_some_and(|at| now.saturating_duration_since(*at) < RETRANSMIT_AGAIN_AFTER)
+            .is_some_and(|at| now.saturating_duration_since(*at) < again_after)
         {
             return false;
         }
@@ -664,6 +732,21 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for PriorityPacer {
     type Time = Instant;
 
     fn handle_read(&mut self, msg: TaggedPacket) -> Result<(), Self::Error> {
+        if let Packet::Rtcp(packets) = &msg.message.packet {
+            for packet in packets {
+                let any = packet.as_any();
+                let blocks = if let Some(rr) = any.downcast_ref::<ReceiverReport>() {
+                    &rr.reports
+                } else if let Some(sr) = any.downcast_ref::<SenderReport>() {
+                    &sr.reports
+                } else {
+                    continue;
+                };
+                for block in blocks.iter().filter(|b| self.video_ssrcs.contains(&b.ssrc)) {
+                    self.rate.receiver_reported(msg.now, block.fraction_lost);
+                }
+            }
+        }
         if let Some(Attribute::TargetBitrateChanged { bits_per_second }) =
             msg.message.get(&Attribute::TargetBitrateChanged {
                 bits_per_second: 0.0,
@@ -794,10 +877,13 @@ impl Interceptor for PriorityPacer {
     fn bind_local_stream(&mut self, info: &StreamInfo) {
         if info.mime_type.to_ascii_lowercase().starts_with("audio/") {
             self.audio_ssrcs.insert(info.ssrc);
+        } else {
+            self.video_ssrcs.insert(info.ssrc);
         }
     }
     fn unbind_local_stream(&mut self, info: &StreamInfo) {
         self.audio_ssrcs.remove(&info.ssrc);
+        self.video_ssrcs.remove(&info.ssrc);
     }
     fn bind_remote_stream(&mut self, _info: &StreamInfo) {}
     fn unbind_remote_stream(&mut self, _info: &StreamInfo) {}
@@ -911,6 +997,42 @@ mod tests {
         assert!(targets[15] < 600_000.0, "after the step: {targets:?}");
     }
 
+    /// Loss cuts the target as the far side's receiver reports tell it, not as transport
+    /// feedback counts it: feedback calls a reordered packet lost.
+    #[test]
+    fn reordering_alone_does_not_cut_but_reported_loss_does() {
+        let mut e = estimator(1_000_000, 2_000_000);
+        let epoch = Instant::now();
+        for round in 0..20u64 {
+            let reports: Vec<PacketReport> = (0..50u64)
+                .map(|i| {
+                    let id = round * 50 + i;
+                    PacketReport {
+                        ssrc: 1,
+                        id,
+                        rtp_sequence_number: id as u16,
+                        is_twcc: true,
+                        twcc_sequence_number: id as u16,
+                        size: 1200,
+                        // A packet in five overtaken: reported lost by the feedback.
+                        arrived: i % 5 != 0,
+                        departure: epoch + Duration::from_millis(id * 2),
+                        arrival: (i % 5 != 0).then(|| Duration::from_millis(id * 2 + 10)),
+                        ecn: Default::default(),
+                    }
+                })
+                .collect();
+            let now = epoch + Duration::from_millis(round * 100 + 100);
+            e.rate.receiver_reported(now, 0);
+            e.on_reports(now, &reports);
+        }
+        assert!(
+            e.target_bitrate() >= 1_000_000.0,
+            "reordering cut the target to {:.0}",
+            e.target_bitrate()
+        );
+    }
+
     #[test]
     fn loss_cuts_the_target() {
         let mut e = estimator(1_000_000, 2_000_000);
@@ -933,7 +1055,10 @@ mod tests {
                     }
                 })
                 .collect();
-            e.on_reports(epoch + Duration::from_millis(round * 100 + 100), &reports);
+            let now = epoch + Duration::from_millis(round * 100 + 100);
+            // The far side's receiver report says a quarter was lost.
+            e.rate.receiver_reported(now, 64);
+            e.on_reports(now, &reports);
         }
         assert!(
             e.target_bitrate() < 500_000.0,

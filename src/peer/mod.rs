@@ -6,6 +6,7 @@ pub mod congestion;
 mod goodbye;
 pub mod h264_assembler;
 mod keyframe_requests;
+pub mod reorder;
 pub mod verification;
 
 use bytes::Bytes;
@@ -317,6 +318,9 @@ struct Handler {
     sinks: RemoteSinks,
     counters: Arc<PeerCounters>,
     data_channel: Arc<Mutex<Option<Arc<dyn DataChannel>>>>,
+    /// The round trip congestion control measures, for how long a gap waits for its
+    /// retransmission.
+    send_rate: Arc<congestion::SendRate>,
 }
 
 #[async_trait::async_trait]
@@ -364,7 +368,8 @@ impl PeerConnectionEventHandler for Handler {
         let counters = self.counters.clone();
         match kind {
             RtpCodecKind::Video => {
-                tokio::spawn(drain_remote_video(track, sinks, counters));
+                let rate = self.send_rate.clone();
+                tokio::spawn(drain_remote_video(track, sinks, counters, rate));
             }
             RtpCodecKind::Audio => {
                 tokio::spawn(drain_remote_audio(track, sinks, counters));
@@ -397,33 +402,15 @@ async fn drain_data_channel(channel: Arc<dyn DataChannel>, events: mpsc::Sender<
     }
 }
 
-/// Reads one remote video track as fast as packets come (the driver's channel drops when
-/// full), rebuilds frames and hands them to the decoder thread.
-async fn drain_remote_video(
-    track: Arc<dyn TrackRemote>,
-    sinks: RemoteSinks,
-    counters: Arc<PeerCounters>,
+/// Feeds packets, in order, to the assembler and hands whole pictures to the decoder.
+fn assemble(
+    packets: Vec<(u16, (u32, bool, Bytes))>,
+    assembler: &mut H264Assembler,
+    sinks: &RemoteSinks,
+    counters: &PeerCounters,
 ) {
-    let media_ssrc = track.ssrcs().await.first().copied().unwrap_or(0);
-    let mut assembler = H264Assembler::new();
-    let mut last_pli: Option<Instant> = None;
-    while let Some(event) = track.poll().await {
-        let TrackRemoteEvent::OnRtpPacket(packet) = event else {
-            if matches!(event, TrackRemoteEvent::OnEnded) {
-                break;
-            }
-            continue;
-        };
-        counters
-            .video_packets_received
-            .fetch_add(1, Ordering::Relaxed);
-        let header = &packet.header;
-        match assembler.push(
-            header.sequence_number,
-            header.timestamp,
-            header.marker,
-            &packet.payload,
-        ) {
+    for (sequence_number, (timestamp, marker, payload)) in packets {
+        match assembler.push(sequence_number, timestamp, marker, &payload) {
             Some(Assembled::Frame(unit)) => {
                 counters
                     .video_frames_assembled
@@ -444,6 +431,55 @@ async fn drain_remote_video(
             Some(Assembled::NeedKeyframe) => sinks.keyframe_wanted.store(true, Ordering::Relaxed),
             None => {}
         }
+    }
+}
+
+/// Reads one remote video track as fast as packets come (the driver's channel drops when
+/// full), rebuilds frames and hands them to the decoder thread.
+async fn drain_remote_video(
+    track: Arc<dyn TrackRemote>,
+    sinks: RemoteSinks,
+    counters: Arc<PeerCounters>,
+    rate: Arc<congestion::SendRate>,
+) {
+    let media_ssrc = track.ssrcs().await.first().copied().unwrap_or(0);
+    let mut assembler = H264Assembler::new();
+    let mut reorder: reorder::ReorderBuffer<(u32, bool, Bytes)> = Default::default();
+    let mut last_pli: Option<Instant> = None;
+    loop {
+        // While packets wait behind a gap, wake when it is due to be given up on.
+        let event = match reorder.deadline() {
+            Some(due) => {
+                let wait = due.saturating_duration_since(Instant::now());
+                match tokio::time::timeout(wait, track.poll()).await {
+                    Ok(event) => event,
+                    Err(_) => {
+                        let released = reorder.release(Instant::now());
+                        assemble(released, &mut assembler, &sinks, &counters);
+                        continue;
+                    }
+                }
+            }
+            None => track.poll().await,
+        };
+        let Some(event) = event else { break };
+        let TrackRemoteEvent::OnRtpPacket(packet) = event else {
+            if matches!(event, TrackRemoteEvent::OnEnded) {
+                break;
+            }
+            continue;
+        };
+        counters
+            .video_packets_received
+            .fetch_add(1, Ordering::Relaxed);
+        let header = &packet.header;
+        reorder.set_max_wait(reorder::wait_for(rate.min_rtt_ms()));
+        let released = reorder.push(
+            header.sequence_number,
+            Instant::now(),
+            (header.timestamp, header.marker, packet.payload.clone()),
+        );
+        assemble(released, &mut assembler, &sinks, &counters);
         let now = Instant::now();
         if last_pli.is_none_or(|t| now.duration_since(t) >= PLI_MIN_INTERVAL)
             && sinks.keyframe_wanted.swap(false, Ordering::Relaxed)
@@ -490,7 +526,7 @@ async fn drain_remote_audio(
 }
 
 /// NACK and PLI as the stack's `configure_nack` sets them up, but with the generator
-/// bounded: it tracks the last 128 packets and asks for each at most twice. The default
+/// bounded: it tracks the last 128 packets and asks for each at most five times. The default
 /// (512 packets, asked for until they come) answered the gap of a 12 s outage with a storm
 /// of NACKs for hundreds of stale packets, and the far side's retransmissions of them cost
 /// pictures in the second after the path returned. A packet that old is of no use to a
@@ -505,7 +541,10 @@ fn configure_bounded_nack(registry: Registry, engine: &mut MediaEngine) -> Regis
             Slot::NackGenerator,
             NackGeneratorBuilder::new()
                 .with_size(128)
-                .with_max_nacks_per_packet(2)
+                // Asked for within 30 ms of the gap, up to five times (the sender answers
+                // once a round trip): the reorder buffer holds a gap 300 ms for it.
+                .with_interval(Duration::from_millis(30))
+                .with_max_nacks_per_packet(5)
                 .build(),
         )
 }
@@ -716,12 +755,17 @@ impl Peer {
         let (gathered_tx, gathered_rx) = tokio::sync::watch::channel(false);
         let counters = Arc::new(PeerCounters::default());
         let data_channel = Arc::new(Mutex::new(None));
+        let send_rate = Arc::new(match config.congestion {
+            Some(c) => congestion::SendRate::new(true, c.start_bps, c.ceiling_bps),
+            None => congestion::SendRate::new(false, u64::MAX, u64::MAX),
+        });
         let handler = Arc::new(Handler {
             events: events_tx.clone(),
             gathered: gathered_tx,
             sinks,
             counters: counters.clone(),
             data_channel: data_channel.clone(),
+            send_rate: send_rate.clone(),
         });
         // Browsers hide their addresses behind mDNS names, so resolving them is on by
         // default. A host with no multicast route (a bare network namespace) cannot open the
@@ -732,10 +776,6 @@ impl Peer {
         } else {
             MulticastDnsMode::QueryOnly
         };
-        let send_rate = Arc::new(match config.congestion {
-            Some(c) => congestion::SendRate::new(true, c.start_bps, c.ceiling_bps),
-            None => congestion::SendRate::new(false, u64::MAX, u64::MAX),
-        });
         let pc = match build_connection(&config, first_try, handler.clone(), &send_rate).await {
             Ok(pc) => pc,
             Err(e) if first_try != MulticastDnsMode::Disabled => {

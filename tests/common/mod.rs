@@ -4,6 +4,7 @@
 pub mod chromium;
 pub mod hosts;
 pub mod pulse;
+pub mod relay;
 
 use std::path::PathBuf;
 
