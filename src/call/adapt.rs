@@ -2,7 +2,7 @@
 //! control's target (with room left for sound, retransmissions and headers), frames dropped
 //! while the pacer is behind rather than queued, and the picture stepped down in size under
 //! sustained low bandwidth and back up when the path recovers, as libwebrtc's quality scaler
-//! does. Time is passed in; the encoder thread carries out what [`PictureAdapter::decide`]
+//! does, and also when the machine cannot encode the size in time (its overuse detector). Time is passed in; the encoder thread carries out what [`PictureAdapter::decide`]
 //! says.
 
 use crate::peer::congestion::{Limitation, SendRate};
@@ -30,6 +30,13 @@ const STEP_DOWN_AFTER: Duration = Duration::from_millis(1500);
 const STEP_UP_AFTER: Duration = Duration::from_secs(4);
 /// Picture heights the ladder steps through below the source's own.
 const LADDER_HEIGHTS: [usize; 3] = [480, 360, 240];
+/// Share of a frame's interval the encoder (with scaling) may take before the machine is
+/// too slow for the size (libwebrtc's overuse detector uses 85 %), and under which it has
+/// room for the next size up; how long either must last.
+const CPU_OVERUSE: f64 = 0.85;
+const CPU_UNDERUSE: f64 = 0.4;
+const CPU_STEP_DOWN_AFTER: Duration = Duration::from_secs(2);
+const CPU_STEP_UP_AFTER: Duration = Duration::from_secs(8);
 
 /// What the encoder thread does with the next frame.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -54,6 +61,12 @@ pub struct PictureAdapter {
     /// size up's.
     under_since: Option<Instant>,
     over_since: Option<Instant>,
+    /// Steps taken because the machine could not keep up, and how busy the encoder is
+    /// (share of the frame interval, smoothed) with since when it has been too busy or idle.
+    cpu_steps: usize,
+    encode_load: f64,
+    busy_since: Option<Instant>,
+    idle_since: Option<Instant>,
 }
 
 /// The ladder for a source: its own size, then each lower height, keeping its shape.
@@ -81,6 +94,37 @@ impl PictureAdapter {
             step: 0,
             under_since: None,
             over_since: None,
+            cpu_steps: 0,
+            encode_load: 0.0,
+            busy_since: None,
+            idle_since: None,
+        }
+    }
+
+    /// How long the last frame took to scale and encode: a machine that cannot keep up
+    /// at this size gets a smaller picture (and a larger one back when it has room).
+    pub fn encoded_in(&mut self, now: Instant, took: Duration) {
+        let share = took.as_secs_f64() * self.fps.max(1.0);
+        self.encode_load = 0.9 * self.encode_load + 0.1 * share;
+        if self.encode_load > CPU_OVERUSE {
+            self.idle_since = None;
+            let since = *self.busy_since.get_or_insert(now);
+            if now.saturating_duration_since(since) >= CPU_STEP_DOWN_AFTER {
+                self.cpu_steps += 1;
+                self.busy_since = None;
+                // The smaller picture costs less: judge it afresh.
+                self.encode_load = 0.0;
+            }
+        } else if self.encode_load < CPU_UNDERUSE && self.cpu_steps > 0 {
+            self.busy_since = None;
+            let since = *self.idle_since.get_or_insert(now);
+            if now.saturating_duration_since(since) >= CPU_STEP_UP_AFTER {
+                self.cpu_steps -= 1;
+                self.idle_since = None;
+            }
+        } else {
+            self.busy_since = None;
+            self.idle_since = None;
         }
     }
 
@@ -150,11 +194,15 @@ impl PictureAdapter {
                 self.over_since = None;
             }
         }
+        self.cpu_steps = self.cpu_steps.min(sizes.len() - 1);
+        let step = self.step.max(self.cpu_steps);
         Decision {
             skip,
             bitrate_bps,
-            size: sizes[self.step],
-            limitation: if bandwidth_limited || skip || self.step > 0 {
+            size: sizes[step],
+            limitation: if self.cpu_steps > self.step {
+                Limitation::Cpu
+            } else if bandwidth_limited || skip || self.step > 0 {
                 Limitation::Bandwidth
             } else {
                 Limitation::None
@@ -215,6 +263,35 @@ mod tests {
             size = adapter.decide(at(ms), &high, 2_500_000.0, (1280, 720)).size;
         }
         assert_eq!(size, (1280, 720), "back to full size");
+    }
+
+    #[test]
+    fn a_machine_that_cannot_keep_up_gets_a_smaller_picture_and_the_size_back_later() {
+        let mut adapter = PictureAdapter::new(32_000.0, 30.0);
+        let rate = rate(5_000_000);
+        let t0 = Instant::now();
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        let mut decision = adapter.decide(at(0), &rate, 2_500_000.0, (1280, 720));
+        assert_eq!(decision.limitation, Limitation::None);
+        // 31 ms a frame at 30 fps: more than the machine has.
+        for ms in (0..3000).step_by(33) {
+            adapter.encoded_in(at(ms), Duration::from_millis(31));
+            decision = adapter.decide(at(ms), &rate, 2_500_000.0, (1280, 720));
+        }
+        assert_eq!(decision.size, (854, 480));
+        assert_eq!(decision.limitation, Limitation::Cpu);
+        // Then 8 ms a frame: room again, after a while.
+        for ms in (3000..8000).step_by(33) {
+            adapter.encoded_in(at(ms), Duration::from_millis(8));
+            decision = adapter.decide(at(ms), &rate, 2_500_000.0, (1280, 720));
+        }
+        assert_eq!(decision.size, (854, 480), "not at once");
+        for ms in (8000..14_000).step_by(33) {
+            adapter.encoded_in(at(ms), Duration::from_millis(8));
+            decision = adapter.decide(at(ms), &rate, 2_500_000.0, (1280, 720));
+        }
+        assert_eq!(decision.size, (1280, 720));
+        assert_eq!(decision.limitation, Limitation::None);
     }
 
     #[test]

@@ -307,6 +307,7 @@ impl SendPipeline {
                         .video_keyframes_on_request
                         .fetch_add(1, Ordering::Relaxed);
                 }
+                let started = Instant::now();
                 let frame = downscaler.scale(frame, decision.size);
                 counters
                     .video_sent_width
@@ -328,6 +329,7 @@ impl SendPipeline {
                         continue;
                     }
                 };
+                adapter.encoded_in(Instant::now(), started.elapsed());
                 let size = encoded.data.len() as u64;
                 let duration = last_sent_us.map_or(period, |last| {
                     Duration::from_micros(frame.capture_time_us.saturating_sub(last))
