@@ -950,6 +950,28 @@ mod tests {
         (per_second, worst_queue)
     }
 
+    /// Fifty packets of round `round`, 2 ms apart, each `lost_every`-th reported lost.
+    fn round_of_reports(epoch: Instant, round: u64, lost_every: u64) -> Vec<PacketReport> {
+        (0..50u64)
+            .map(|i| {
+                let id = round * 50 + i;
+                let arrived = i % lost_every != 0;
+                PacketReport {
+                    ssrc: 1,
+                    id,
+                    rtp_sequence_number: id as u16,
+                    is_twcc: true,
+                    twcc_sequence_number: id as u16,
+                    size: 1200,
+                    arrived,
+                    departure: epoch + Duration::from_millis(id * 2),
+                    arrival: arrived.then(|| Duration::from_millis(id * 2 + 10)),
+                    ecn: Default::default(),
+                }
+            })
+            .collect()
+    }
+
     fn estimator(start: u64, ceiling: u64) -> DelayLossEstimator {
         DelayLossEstimator::new(Arc::new(SendRate::new(true, start, ceiling)))
     }
@@ -1004,24 +1026,8 @@ mod tests {
         let mut e = estimator(1_000_000, 2_000_000);
         let epoch = Instant::now();
         for round in 0..20u64 {
-            let reports: Vec<PacketReport> = (0..50u64)
-                .map(|i| {
-                    let id = round * 50 + i;
-                    PacketReport {
-                        ssrc: 1,
-                        id,
-                        rtp_sequence_number: id as u16,
-                        is_twcc: true,
-                        twcc_sequence_number: id as u16,
-                        size: 1200,
-                        // A packet in five overtaken: reported lost by the feedback.
-                        arrived: i % 5 != 0,
-                        departure: epoch + Duration::from_millis(id * 2),
-                        arrival: (i % 5 != 0).then(|| Duration::from_millis(id * 2 + 10)),
-                        ecn: Default::default(),
-                    }
-                })
-                .collect();
+            // A packet in five overtaken: the feedback reports it lost.
+            let reports = round_of_reports(epoch, round, 5);
             let now = epoch + Duration::from_millis(round * 100 + 100);
             e.rate.receiver_reported(now, 0);
             e.on_reports(now, &reports);
@@ -1038,23 +1044,7 @@ mod tests {
         let mut e = estimator(1_000_000, 2_000_000);
         let epoch = Instant::now();
         for round in 0..20u64 {
-            let reports: Vec<PacketReport> = (0..50u64)
-                .map(|i| {
-                    let id = round * 50 + i;
-                    PacketReport {
-                        ssrc: 1,
-                        id,
-                        rtp_sequence_number: id as u16,
-                        is_twcc: true,
-                        twcc_sequence_number: id as u16,
-                        size: 1200,
-                        arrived: i % 4 != 0,
-                        departure: epoch + Duration::from_millis(id * 2),
-                        arrival: (i % 4 != 0).then(|| Duration::from_millis(id * 2 + 10)),
-                        ecn: Default::default(),
-                    }
-                })
-                .collect();
+            let reports = round_of_reports(epoch, round, 4);
             let now = epoch + Duration::from_millis(round * 100 + 100);
             // The far side's receiver report says a quarter was lost.
             e.rate.receiver_reported(now, 64);
