@@ -5,7 +5,7 @@
 # tests run: nftables and iproute2 for lossy network namespaces, PulseAudio (null sinks as
 # sound cards), Debian's Chromium as the other peer, coturn as the TURN server, and Xvfb,
 # ImageMagick, tesseract (OCR) and xdotool (keyboard) for the window tests.
-# Idempotent; uses sudo when not root. Rust itself comes from rustup (1.85 or newer).
+# Idempotent; uses sudo when not root. Rust itself comes from rustup (1.95 or newer).
 set -euo pipefail
 
 packages=(build-essential pkg-config cmake nasm libclang-dev libasound2-dev libwebrtc-audio-processing-dev nftables iproute2 util-linux procps
@@ -27,7 +27,13 @@ if [ "${#missing[@]}" -gt 0 ]; then
 fi
 
 if ! command -v cargo >/dev/null 2>&1; then
-  echo "setup: cargo is missing: install Rust 1.85 or newer with rustup, then run this again" >&2
+  echo "setup: cargo is missing: install Rust 1.95 or newer with rustup, then run this again" >&2
+  exit 1
+fi
+# The version Cargo.toml's rust-version asks for (egui 0.37 needs it).
+rust_version=$(rustc --version | awk '{print $2}')
+if [ "$(printf '%s\n1.95.0\n' "$rust_version" | sort -V | head -1)" != "1.95.0" ]; then
+  echo "setup: Rust $rust_version is too old: Duet needs 1.95 or newer (rustup update stable)" >&2
   exit 1
 fi
 for component in rustfmt clippy; do
