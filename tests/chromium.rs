@@ -266,8 +266,14 @@ fn chromium_and_duet_call_by_paste() {
     assert_duet_saw_chromium(&summary, &page_stats);
 
     // The page offers; Duet answers.
-    page.eval("location.reload()");
+    // Marked, so the reloaded page is told from the old one still answering.
+    page.eval("window.beforeReload = true; location.reload()");
     let mut page = browser.page();
+    page.wait_for(
+        "!window.beforeReload && document.readyState === 'complete' \
+         && document.getElementById('make-offer') !== null",
+        20 * SECOND,
+    );
     page.eval("document.getElementById('make-offer').click()");
     page.wait_for(
         "document.getElementById('my-token').value.startsWith('eyJ')",
