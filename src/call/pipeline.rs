@@ -106,8 +106,7 @@ pub struct SendCounters {
     /// control skipped.
     pub video_frames_skipped_for_pacer: AtomicU64,
     pub video_frames_skipped_by_encoder: AtomicU64,
-    /// Why the picture is less than asked for: 0 none, 1 bandwidth, 2 cpu (see
-    /// [`Limitation`]).
+    /// Why the picture is less than asked for, as [`crate::peer::congestion::Limitation::code`].
     pub video_limitation: std::sync::atomic::AtomicU8,
     /// The person muted the microphone: silence is sent (the stream stays up, as a
     /// browser's disabled track does).
@@ -286,7 +285,7 @@ impl SendPipeline {
                 );
                 counters
                     .video_limitation
-                    .store(decision.limitation as u8, Ordering::Relaxed);
+                    .store(decision.limitation.code(), Ordering::Relaxed);
                 if let Some(bps) = decision.bitrate_bps {
                     match encoder.set_bitrate(bps) {
                         Ok(()) => counters.video_encoder_bps.store(bps, Ordering::Relaxed),

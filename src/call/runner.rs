@@ -344,7 +344,8 @@ pub async fn run_call(
                 }
                 // A laptop that moved to another network: its old addresses are gone.
                 let mut moved = false;
-                if matches!(call.state(), CallState::Connected { .. }) {
+                // Only a call that can restart ICE has a use for knowing.
+                if options.ice_restart && matches!(call.state(), CallState::Connected { .. }) {
                     let now_addresses = crate::peer::local_addresses();
                     moved = now_addresses != addresses;
                     addresses = now_addresses;
@@ -563,11 +564,7 @@ fn live_stats(
         sent_loss_percent: rate.enabled.then(|| rate.loss() * 100.0),
         queue_delay_ms: rate.enabled.then(|| rate.queue_delay_ms() as f64),
         pacer_delay_ms: rate.enabled.then(|| rate.pacer_delay_ms() as f64),
-        limitation: match sent.video_limitation.load(Ordering::Relaxed) {
-            1 => Limitation::Bandwidth,
-            2 => Limitation::Cpu,
-            _ => Limitation::None,
-        },
+        limitation: Limitation::from_code(sent.video_limitation.load(Ordering::Relaxed)),
         ..LiveStats::between(before, now)
     }
 }

@@ -119,7 +119,7 @@ mod tests {
         let mut scaler = Downscaler::default();
         for (w, h) in [(854, 480), (640, 360), (426, 240)] {
             let frame = StampedPattern::new(1280, 720).next_frame(1_000_000);
-            let want = read_frame_stamp(&frame).expect("the original reads");
+            let want = read_frame_stamp(&frame).expect("the original reads"); // test: a panic is the failure
             let out = scaler.scale(frame, (w, h));
             assert_eq!(read_frame_stamp(&out), Some(want), "at {w}x{h}");
         }

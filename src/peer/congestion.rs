@@ -19,9 +19,9 @@
 //! frames while the pacer is behind.
 
 use rtc::interceptor::{
-    ArrivalGroupAccumulator, Attribute, BandwidthEstimator, EstimatorStats, InterGroupDelay,
-    Interceptor, OveruseDetector, Pacer as Bucket, Packet, PacketReport, RateCalculator,
-    StreamInfo, TaggedPacket, Usage,
+    ArrivalGroupAccumulator, Attribute, BandwidthEstimator, InterGroupDelay, Interceptor,
+    OveruseDetector, Pacer as Bucket, Packet, PacketReport, RateCalculator, StreamInfo,
+    TaggedPacket, Usage,
 };
 use rtc::rtcp::receiver_report::ReceiverReport;
 use rtc::rtcp::sender_report::SenderReport;
@@ -102,6 +102,21 @@ pub enum Limitation {
     None,
     Bandwidth,
     Cpu,
+}
+
+impl Limitation {
+    /// As kept in an atomic: its discriminant.
+    pub fn code(self) -> u8 {
+        self as u8
+    }
+
+    pub fn from_code(code: u8) -> Self {
+        match code {
+            1 => Self::Bandwidth,
+            2 => Self::Cpu,
+            _ => Self::None,
+        }
+    }
 }
 
 /// What congestion control says now; written by the estimator and pacer, read by the
@@ -555,10 +570,6 @@ impl BandwidthEstimator for DelayLossEstimator {
 
     fn target_bitrate(&self) -> f64 {
         self.target
-    }
-
-    fn stats(&self) -> EstimatorStats {
-        EstimatorStats::default()
     }
 }
 
@@ -1019,19 +1030,25 @@ mod tests {
         assert!(targets[15] < 600_000.0, "after the step: {targets:?}");
     }
 
+    /// Twenty rounds 100 ms apart: in each, every `lost_every`-th packet is reported lost by
+    /// the feedback, and the far side's receiver report says `reported_lost` (in 1/256).
+    fn feed_rounds(e: &mut DelayLossEstimator, lost_every: u64, reported_lost: u8) {
+        let epoch = Instant::now();
+        for round in 0..20u64 {
+            let reports = round_of_reports(epoch, round, lost_every);
+            let now = epoch + Duration::from_millis(round * 100 + 100);
+            e.rate.receiver_reported(now, reported_lost);
+            e.on_reports(now, &reports);
+        }
+    }
+
     /// Loss cuts the target as the far side's receiver reports tell it, not as transport
     /// feedback counts it: feedback calls a reordered packet lost.
     #[test]
     fn reordering_alone_does_not_cut_but_reported_loss_does() {
         let mut e = estimator(1_000_000, 2_000_000);
-        let epoch = Instant::now();
-        for round in 0..20u64 {
-            // A packet in five overtaken: the feedback reports it lost.
-            let reports = round_of_reports(epoch, round, 5);
-            let now = epoch + Duration::from_millis(round * 100 + 100);
-            e.rate.receiver_reported(now, 0);
-            e.on_reports(now, &reports);
-        }
+        // A packet in five overtaken: the feedback reports it lost; the receiver does not.
+        feed_rounds(&mut e, 5, 0);
         assert!(
             e.target_bitrate() >= 1_000_000.0,
             "reordering cut the target to {:.0}",
@@ -1042,14 +1059,8 @@ mod tests {
     #[test]
     fn loss_cuts_the_target() {
         let mut e = estimator(1_000_000, 2_000_000);
-        let epoch = Instant::now();
-        for round in 0..20u64 {
-            let reports = round_of_reports(epoch, round, 4);
-            let now = epoch + Duration::from_millis(round * 100 + 100);
-            // The far side's receiver report says a quarter was lost.
-            e.rate.receiver_reported(now, 64);
-            e.on_reports(now, &reports);
-        }
+        // A quarter lost, as both the feedback and the receiver report say.
+        feed_rounds(&mut e, 4, 64);
         assert!(
             e.target_bitrate() < 500_000.0,
             "25 % loss left the target at {:.0}",

@@ -134,16 +134,16 @@ mod tests {
         });
         watcher.bind_remote_stream(&stream(3));
         watcher.bind_remote_stream(&stream(2));
-        watcher.handle_read(bye(&[1])).expect("read");
+        watcher.handle_read(bye(&[1])).expect("read"); // test: a panic is the failure
         assert_eq!(
             heard.load(Ordering::Relaxed),
             0,
             "one stream stopped, its RTX aside"
         );
         assert!(watcher.poll_read().is_some(), "the packet goes on");
-        watcher.handle_read(bye(&[2, 99])).expect("read");
+        watcher.handle_read(bye(&[2, 99])).expect("read"); // test: a panic is the failure
         assert_eq!(heard.load(Ordering::Relaxed), 1, "the last stream left");
-        watcher.handle_read(bye(&[2])).expect("read");
+        watcher.handle_read(bye(&[2])).expect("read"); // test: a panic is the failure
         assert_eq!(heard.load(Ordering::Relaxed), 1, "told once");
     }
 
@@ -154,7 +154,7 @@ mod tests {
         let mut watcher = GoodbyeWatcher::new(move || {
             counter.fetch_add(1, Ordering::Relaxed);
         });
-        watcher.handle_read(bye(&[7])).expect("read");
+        watcher.handle_read(bye(&[7])).expect("read"); // test: a panic is the failure
         assert_eq!(heard.load(Ordering::Relaxed), 0);
     }
 }
