@@ -653,10 +653,7 @@ impl PriorityPacer {
     /// network's queue. Without recent feedback the path is gone or not yet known, and
     /// nothing is held back.
     fn window_full(&mut self, now: Instant) -> bool {
-        let horizon = now.checked_sub(Duration::from_secs(2)).unwrap_or(now);
-        while self.sent.front().is_some_and(|(at, _)| *at < horizon) {
-            self.sent.pop_front();
-        }
+        self.forget_sent_before(now);
         let last_feedback = self.rate.last_feedback_us.load(Ordering::Relaxed);
         let since_feedback = self.rate.micros(now).saturating_sub(last_feedback);
         if last_feedback == 0 || since_feedback > 1_000_000 {
@@ -721,6 +718,15 @@ impl PriorityPacer {
         self.rtx_sent.push_back((now, bits));
         self.retransmitted.insert(key, now);
         true
+    }
+
+    /// Keeps two seconds of what left (also in a call with no video, where nothing else
+    /// would trim it).
+    fn forget_sent_before(&mut self, now: Instant) {
+        let horizon = now.checked_sub(Duration::from_secs(2)).unwrap_or(now);
+        while self.sent.front().is_some_and(|(at, _)| *at < horizon) {
+            self.sent.pop_front();
+        }
     }
 
     fn head(&self) -> Option<&Queued> {
@@ -788,6 +794,7 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for PriorityPacer {
         if self.audio_ssrcs.contains(&ssrc) {
             // Sound never waits behind video; it is paid for from the same budget.
             self.bucket.consume(bits);
+            self.forget_sent_before(msg.now);
             self.sent.push_back((msg.now, bits));
             self.released.push_back(msg);
             return Ok(());
